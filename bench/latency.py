@@ -1,0 +1,173 @@
+"""Detect and match latency, in process ("server time") and over HTTP, at concurrency 1 and 4.
+
+    python -m bench.latency [--requests 40] [--write-docs]
+
+Images are made from the committed test photos, so this needs no shared data: one face, or five
+faces in a collage, scaled to 320, 640 and 1280 px wide JPEGs. "Server time" runs exactly what the
+server runs for a request (base64 decode, image decode, models) in this process with the server's
+thread settings; "HTTP" starts `renlian serve` on a free port and times whole requests from a client
+on the same machine. Concurrency 4 runs four client threads and reports throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+
+from bench.datasets import machine, write_section
+from renlian.models.cache import ModelCache
+from renlian.settings import Settings
+from renlian.vision.analyzer import AnalyzerConfig, FaceAnalyzer, load_analyzer
+from renlian.vision.image import ImageLimits, decode_image
+from tests.conftest import start_server
+
+PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
+WIDTHS = (320, 640, 1280)
+
+
+def collage(faces: int, width: int) -> np.ndarray:
+    """A 4:3 canvas holding `faces` portraits side by side, scaled to `width`."""
+    portraits = [cv2.imread(str(PHOTOS / name)) for name in ("astronaut.jpg", "grace_hopper.jpg")]
+    tiles = [cv2.resize(portraits[i % 2], (240, 270)) for i in range(faces)]
+    columns = min(faces, 3)
+    rows = -(-faces // columns)
+    canvas = np.full((rows * 270, columns * 240, 3), 110, np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * 270 : (r + 1) * 270, c * 240 : (c + 1) * 240] = tile
+    height = round(width * 3 / 4)
+    framed = np.full((height, width, 3), 110, np.uint8)
+    scale = min(width / canvas.shape[1], height / canvas.shape[0])
+    fitted = cv2.resize(canvas, (round(canvas.shape[1] * scale), round(canvas.shape[0] * scale)))
+    framed[: fitted.shape[0], : fitted.shape[1]] = fitted
+    return framed
+
+
+def jpeg_b64(image: np.ndarray) -> str:
+    return base64.b64encode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()).decode()
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()  # warm-up: first-run allocations and lazy per-thread detector creation
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def http_run(url: str, fields: dict[str, str], repeats: int, concurrency: int) -> tuple[list[float], float]:
+    """Per-request milliseconds and requests per second over `repeats` requests."""
+    with httpx.Client(timeout=60) as client:
+        client.post(url, data=fields)
+
+        def one(_: int) -> float:
+            start = time.perf_counter()
+            body = client.post(url, data=fields).json()
+            assert "error_code" not in body, body
+            return (time.perf_counter() - start) * 1000
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            samples = list(pool.map(one, range(repeats)))
+        return samples, repeats / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    settings = Settings()
+    config = AnalyzerConfig(
+        recognizer=settings.recognizer,
+        threads=settings.threads_per_worker,
+        detect_max_side=settings.detect_max_side,
+        detect_score_threshold=settings.detect_score_threshold,
+    )
+    analyzer: FaceAnalyzer = load_analyzer(ModelCache(settings.model_cache()), config)
+    limits = ImageLimits(settings.max_image_pixels, settings.max_image_side, settings.min_image_side)
+
+    cases: list[tuple[str, str, dict[str, str], Callable[[], object]]] = []
+    for faces in (1, 5):
+        for width in WIDTHS:
+            text = jpeg_b64(collage(faces, width))
+            for fields in ("", "landmark"):
+                if fields and (faces, width) != (1, 640):
+                    continue
+
+                def server_side(text: str = text, faces: int = faces, fields: str = fields) -> object:
+                    return analyzer.detect(decode_image(text, limits), faces, landmarks=bool(fields))
+
+                label = f"detect, {faces} face{'s' * (faces > 1)}, {width}x{round(width * 3 / 4)}" + (
+                    ", +landmark" if fields else ""
+                )
+                form = {"image": text, "max_face_num": str(faces), "face_fields": fields}
+                cases.append((label, "/rest/2.0/face/v2/detect", form, server_side))
+    pair = [jpeg_b64(collage(1, 640)), jpeg_b64(cv2.imread(str(PHOTOS / "grace_hopper.jpg")))]
+
+    def match_side() -> object:
+        return [analyzer.embed_largest(decode_image(text, limits)) for text in pair]
+
+    cases.append(
+        (
+            "match, 2 images (640x480, 512x600)",
+            "/rest/2.0/face/v2/match",
+            {"images": ",".join(pair)},
+            match_side,
+        )
+    )
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start_server(Path(tmp))
+        try:
+            for label, path, form, server_side in cases:
+                found = httpx.post(server.base_url + path, data=form, timeout=60).json()
+                assert "error_code" not in found, (label, found)
+                inner = percentiles(timed(server_side, args.requests))
+                one, _ = http_run(server.base_url + path, form, args.requests, 1)
+                four, throughput = http_run(server.base_url + path, form, args.requests * 2, 4)
+                h1, h4 = percentiles(one), percentiles(four)
+                rows.append(
+                    f"| {label} | {inner[0]:.1f} / {inner[1]:.1f} | {h1[0]:.1f} / {h1[1]:.1f} | "
+                    f"{h4[0]:.1f} / {h4[1]:.1f} | {throughput:.1f} |"
+                )
+                print(rows[-1], flush=True)
+        finally:
+            server.process.terminate()
+            server.process.wait(timeout=30)
+    table = [
+        f"Measured {machine()}; recognizer {settings.recognizer}, {settings.inference_workers} inference "
+        f"workers x {settings.threads_per_worker} threads, {args.requests} requests per cell "
+        f"(twice that at concurrency 4), OMP/OpenBLAS settings as in the environment "
+        f"({os.environ.get('OPENBLAS_CORETYPE', 'no OPENBLAS_CORETYPE')}).",
+        "",
+        "| request | server time p50 / p95 ms | HTTP c=1 p50 / p95 ms | HTTP c=4 p50 / p95 ms | c=4 req/s |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+    print("\n".join(table))
+    if args.write_docs:
+        write_section(Path("docs/benchmarks.md"), "latency", table)
+
+
+if __name__ == "__main__":
+    main()

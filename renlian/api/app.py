@@ -1,0 +1,98 @@
+"""The FastAPI application: lifespan (models, pool), the error envelope, health, and the routers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from renlian import __version__
+from renlian.api import envelope
+from renlian.api.deps import authenticate
+from renlian.api.inference import InferencePool
+from renlian.api.routes import detect, match
+from renlian.api.services import Services, log_id
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.settings import Settings
+from renlian.vision.analyzer import FaceAnalyzer
+from renlian.vision.image import ImageLimits
+
+logger = logging.getLogger("renlian")
+
+REST_PREFIX = "/rest/"
+
+
+def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) -> FastAPI:
+    """The app; `load_analyzer` runs once, off the event loop, before the first request is served."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        analyzer = await asyncio.to_thread(load_analyzer)
+        pool = InferencePool(settings.inference_workers)
+        app.state.services = Services(
+            analyzer=analyzer,
+            pool=pool,
+            limits=ImageLimits(
+                max_pixels=settings.max_image_pixels,
+                max_side=settings.max_image_side,
+                min_side=settings.min_image_side,
+            ),
+        )
+        logger.info(
+            "models loaded (recognizer %s); %d inference workers x %d threads",
+            settings.recognizer,
+            settings.inference_workers,
+            settings.threads_per_worker,
+        )
+        try:
+            yield
+        finally:
+            pool.shutdown()
+
+    app = FastAPI(title="renlian", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(detect.router)
+    app.include_router(match.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> JSONResponse:
+        ready = getattr(request.app.state, "services", None) is not None
+        return JSONResponse({"status": "ok" if ready else "loading"}, status_code=200 if ready else 503)
+
+    # Registered last so that it only catches what no router claimed.
+    @app.api_route(REST_PREFIX + "{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def unknown_service(path: str, request: Request) -> JSONResponse:
+        await authenticate(request)
+        raise FaceApiError(ErrorCode.SERVICE_NOT_SUPPORT, f"/rest/{path} is not a service")
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FaceApiError)
+    async def face_api_error(request: Request, exc: FaceApiError) -> JSONResponse:
+        return envelope.error(log_id(request), exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return envelope.error(log_id(request), FaceApiError(ErrorCode.INVALID_PARAM, str(exc.errors()[:1])))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if request.url.path.startswith(REST_PREFIX):
+            code = ErrorCode.SERVICE_NOT_SUPPORT if exc.status_code in (404, 405) else ErrorCode.INVALID_PARAM
+            return envelope.error(log_id(request), FaceApiError(code, str(exc.detail)))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = log_id(request)
+        # The traceback stays in the server log, keyed by log_id; the client learns only the code.
+        logger.exception("unexpected failure, log_id %d", request_id)
+        return envelope.error(request_id, FaceApiError(ErrorCode.UNKNOWN_ERROR))

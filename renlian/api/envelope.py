@@ -1,0 +1,44 @@
+"""Baidu's response envelope: every response carries a log_id; errors are {error_code, error_msg, log_id}.
+
+Baidu answers protocol errors with HTTP 200 and an error_code in the body, and its SDK only looks at
+the body, so we do the same.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from renlian.errors import FaceApiError
+
+
+class LogIds:
+    """Unique uint64 request ids: milliseconds since the epoch, then a 16-bit sequence.
+
+    Ids stay below 2**63 for the next few thousand years and increase monotonically, so log lines
+    sort by them. The sequence allows 65,536 requests per millisecond per process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> int:
+        with self._lock:
+            candidate = int(time.time() * 1000) << 16
+            self._last = max(candidate, self._last + 1)
+            return self._last
+
+
+def ok(log_id: int, body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse({"log_id": log_id, **body})
+
+
+def error(log_id: int, exc: FaceApiError) -> JSONResponse:
+    body: dict[str, Any] = {"error_code": exc.error.code, "error_msg": exc.error.message, "log_id": log_id}
+    if exc.detail:
+        body["error_detail"] = exc.detail
+    return JSONResponse(body)

@@ -1,0 +1,74 @@
+"""Face detection: /rest/2.0/face/v1/detect (SDK <= 1.6.7) and /rest/2.0/face/v2/detect (SDK >= 1.6.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from renlian.api.deps import ParamsDep, authenticate
+from renlian.api.envelope import ok
+from renlian.api.params import DETECT_IMAGE_LIMIT, check_encoded_size
+from renlian.api.services import ServicesDep, log_id
+from renlian.vision.faces import Face, Points
+from renlian.vision.landmarks import LANDMARK4_FROM_106, LANDMARK72_FROM_106, project
+
+# Every face_fields value the spec names. Only "landmark" is served yet; the attribute fields are
+# accepted and left out of the response until real models stand behind them (docs/compat.md).
+FACE_FIELDS = frozenset(
+    {"age", "beauty", "expression", "faceshape", "gender", "glasses", "landmark", "race", "qualities"}
+)
+MAX_FACES = 50
+
+router = APIRouter(dependencies=[Depends(authenticate)])
+
+
+@router.api_route("/rest/2.0/face/v1/detect", methods=["GET", "POST"])
+@router.api_route("/rest/2.0/face/v2/detect", methods=["GET", "POST"])
+async def detect(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONResponse:
+    image = p.required("image")
+    check_encoded_size(image, DETECT_IMAGE_LIMIT)
+    max_faces = p.uint("max_face_num", 1, minimum=1, maximum=MAX_FACES)
+    fields = set(p.choices("face_fields", FACE_FIELDS))
+    with_landmarks = "landmark" in fields
+
+    def run() -> tuple[list[Face], int, int]:
+        pixels = svc.decode(image)
+        found = svc.analyzer.detect(pixels, max_faces, landmarks=with_landmarks)
+        return found, pixels.shape[1], pixels.shape[0]
+
+    faces, width, height = await svc.pool.run(run)
+    result = [face_result(face, width, height) for face in faces]
+    return ok(log_id(request), {"result_num": len(result), "result": result})
+
+
+def face_result(face: Face, width: int, height: int) -> dict[str, Any]:
+    x0, y0 = max(0.0, float(face.box[0])), max(0.0, float(face.box[1]))
+    x1 = min(float(width), float(face.box[0] + face.box[2]))
+    y1 = min(float(height), float(face.box[1] + face.box[3]))
+    assert face.pose is not None
+    body: dict[str, Any] = {
+        "location": {
+            "left": round(x0),
+            "top": round(y0),
+            "width": round(x1 - x0),
+            "height": round(y1 - y0),
+        },
+        "face_probability": round(face.score, 6),
+        "rotation_angle": face.pose.rotation_angle,
+        "yaw": round(face.pose.yaw, 4),
+        "pitch": round(face.pose.pitch, 4),
+        "roll": round(face.pose.roll, 4),
+    }
+    if face.landmarks106 is not None:
+        body["landmark"] = _points(project(face.landmarks106, LANDMARK4_FROM_106), width, height)
+        body["landmark72"] = _points(project(face.landmarks106, LANDMARK72_FROM_106), width, height)
+    return body
+
+
+def _points(points: Points, width: int, height: int) -> list[dict[str, int]]:
+    """Integer pixel coordinates, clamped into the image: the spec types them uint32."""
+    clamped = np.clip(np.rint(points), 0, [width - 1, height - 1]).astype(int)
+    return [{"x": int(x), "y": int(y)} for x, y in clamped]

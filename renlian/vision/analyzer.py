@@ -1,0 +1,64 @@
+"""The face analyzer: every model the service runs, loaded once, used from many threads.
+
+onnxruntime sessions are safe to run from several threads at once; the detector keeps one OpenCV
+object per thread. The analyzer itself holds no per-request state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.models.cache import ModelCache
+from renlian.models.registry import models_for
+from renlian.models.runtime import configure_opencv
+from renlian.vision.detector import YuNetDetector
+from renlian.vision.faces import Face
+from renlian.vision.image import BGRImage
+from renlian.vision.landmarks import Landmark106
+from renlian.vision.pose import PoseEstimator
+from renlian.vision.recognizer import Embedder, Embedding, align
+
+
+@dataclass(frozen=True)
+class AnalyzerConfig:
+    recognizer: str
+    threads: int
+    detect_max_side: int
+    detect_score_threshold: float
+
+
+class FaceAnalyzer:
+    def __init__(self, paths: dict[str, Path], config: AnalyzerConfig) -> None:
+        self.detector = YuNetDetector(
+            paths["yunet"],
+            max_side=config.detect_max_side,
+            score_threshold=config.detect_score_threshold,
+        )
+        self.landmarks = Landmark106(paths["landmark106"], threads=config.threads)
+        self.pose = PoseEstimator(paths["tddfa"], paths["tddfa_norm"], threads=config.threads)
+        self.embedder = Embedder(config.recognizer, paths[config.recognizer], threads=config.threads)
+
+    def detect(self, image: BGRImage, max_faces: int, *, landmarks: bool = False) -> list[Face]:
+        """The `max_faces` largest faces with head pose, and dense landmarks if asked for."""
+        faces = self.detector.detect(image)[:max_faces]
+        for face in faces:
+            face.pose = self.pose(image, face)
+            if landmarks:
+                face.landmarks106 = self.landmarks(image, face)
+        return faces
+
+    def embed_largest(self, image: BGRImage) -> Embedding:
+        """The embedding of the image's largest face; FACE_NOT_FOUND if it has none."""
+        faces = self.detector.detect(image)
+        if not faces:
+            raise FaceApiError(ErrorCode.FACE_NOT_FOUND)
+        return self.embedder.embed(align(image, faces[0].kps5))
+
+
+def load_analyzer(cache: ModelCache, config: AnalyzerConfig, *, progress: bool = False) -> FaceAnalyzer:
+    """Fetch any missing model (verifying every checksum), then load them all."""
+    configure_opencv(config.threads)
+    paths = cache.ensure(models_for(config.recognizer), progress=progress)
+    return FaceAnalyzer(paths, config)

@@ -1,0 +1,57 @@
+"""Face embeddings: align five points to the ArcFace template, run the embedder, L2-normalise.
+
+Both pinned embedders take 112x112 RGB crops aligned to the same template; they differ in input
+scaling and in output size (mbf 512-d, SFace 128-d).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from renlian.models.runtime import onnx_session
+from renlian.vision.crop import similarity_to, warp
+from renlian.vision.faces import Points
+from renlian.vision.image import BGRImage
+
+ALIGNED_SIZE = 112
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+
+Embedding = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class EmbedderInput:
+    """How an embedder wants its pixels: (x - mean) / std on RGB."""
+
+    mean: float
+    std: float
+
+
+EMBEDDER_INPUTS = {"mbf": EmbedderInput(127.5, 127.5), "sface": EmbedderInput(0.0, 1.0)}
+
+
+def align(image: BGRImage, kps5: Points) -> BGRImage:
+    """The 112x112 crop that puts the five points where the embedders were trained to see them."""
+    return warp(image, similarity_to(kps5, ARCFACE_TEMPLATE), ALIGNED_SIZE)
+
+
+class Embedder:
+    def __init__(self, name: str, model: Path, *, threads: int) -> None:
+        self.name = name
+        self._scaling = EMBEDDER_INPUTS[name]
+        self._session = onnx_session(model, threads)
+        self._input = self._session.get_inputs()[0].name
+
+    def embed(self, aligned: BGRImage) -> Embedding:
+        rgb = aligned[:, :, ::-1].astype(np.float32)
+        blob = ((rgb - self._scaling.mean) / self._scaling.std).transpose(2, 0, 1)[None]
+        vector: Embedding = np.asarray(self._session.run(None, {self._input: blob})[0][0], np.float32)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else vector

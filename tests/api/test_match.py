@@ -1,0 +1,48 @@
+"""Match over real HTTP, with comma-joined images as the SDK sends them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.conftest import Server, b64
+
+MATCH = "/rest/2.0/face/v2/match"
+
+
+def scores(body: dict[str, object]) -> dict[tuple[int, int], float]:
+    return {(r["index_i"], r["index_j"]): r["score"] for r in body["result"]}  # type: ignore[attr-defined]
+
+
+def test_same_person_high_different_people_low(
+    server: Server, astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
+    mirrored = np.ascontiguousarray(astronaut[:, ::-1])
+    body = server.call(MATCH, images=",".join([b64(astronaut), b64(mirrored), b64(hopper)]))
+    assert body["result_num"] == 3
+    result = scores(body)
+    assert set(result) == {(0, 1), (0, 2), (1, 2)}
+    assert result[(0, 1)] > 90
+    assert result[(0, 2)] < 80 and result[(1, 2)] < 80
+    assert all(0 <= s <= 100 for s in result.values())
+
+
+def test_a_photo_matched_with_itself_scores_above_95(server: Server, hopper: np.ndarray) -> None:
+    assert scores(server.call(MATCH, images=f"{b64(hopper)},{b64(hopper, '.png')}"))[(0, 1)] > 95
+
+
+def test_the_largest_face_of_each_image_is_used(
+    server: Server, astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
+    canvas = np.full((700, 1100, 3), 90, np.uint8)
+    canvas[:512, :512] = astronaut
+    small = hopper[::3, ::3]
+    canvas[100 : 100 + small.shape[0], 700 : 700 + small.shape[1]] = small
+    result = scores(server.call(MATCH, images=f"{b64(canvas)},{b64(astronaut)},{b64(hopper)}"))
+    assert result[(0, 1)] > 90 and result[(0, 2)] < 80
+
+
+def test_liveness_and_qualities_requests_are_accepted(server: Server, astronaut: np.ndarray) -> None:
+    images = f"{b64(astronaut)},{b64(astronaut)}"
+    for liveness in ("faceliveness,faceliveness", ",faceliveness", "faceliveness,"):
+        body = server.call(MATCH, images=images, image_liveness=liveness, ext_fields="qualities")
+        assert body["result_num"] == 1
