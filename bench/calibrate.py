@@ -25,7 +25,7 @@ from renlian.vision.recognizer import align
 from renlian.vision.score import CALIBRATIONS
 
 CACHE = Path(".bench")
-QUANTILES = {60: 0.90, 70: 0.99, 80: 0.999}
+QUANTILES = {30: 0.50, 60: 0.90, 70: 0.99, 80: 0.999}
 THRESHOLDS = (60, 70, 80, 90)
 
 
@@ -112,10 +112,10 @@ def calibrate(recognizer: str) -> list[str]:
         anchors[score] = max(float(np.quantile(imp, quantile)) for _, imp, _, _ in per_set.values())
     shipped = CALIBRATIONS[recognizer].cosines
     print(
-        f"\n{recognizer}: measured anchors (cosine at score 60/70/80):",
-        ", ".join(f"{anchors[s]:.4f}" for s in (60, 70, 80)),
+        f"\n{recognizer}: measured anchors (cosine at score 30/60/70/80):",
+        ", ".join(f"{anchors[s]:.4f}" for s in QUANTILES),
     )
-    print(f"{recognizer}: shipped anchors: {', '.join(f'{c:.4f}' for c in shipped[1:4])}")
+    print(f"{recognizer}: shipped anchors: {', '.join(f'{c:.4f}' for c in shipped[1:-1])}")
     per_set["lfw_fold0"] = (*lfw_fold0(model), 0, 0)
     for name, (genuine, impostor, missed, photos) in per_set.items():
         cells = []

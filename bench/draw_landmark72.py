@@ -12,7 +12,7 @@ from pathlib import Path
 
 import cv2
 
-from bench.datasets import analyzer
+from bench.datasets import analyzer, read_bgr
 from renlian.vision.landmarks import LANDMARK72_FROM_106, project
 
 PHOTO = Path(__file__).resolve().parents[1] / "tests" / "data" / "astronaut.jpg"
@@ -30,7 +30,7 @@ GROUPS = (  # index range, colour (BGR), name
 
 
 def main() -> None:
-    image = cv2.imread(str(PHOTO))
+    image = read_bgr(PHOTO)
     face = analyzer().detect(image, 1, landmarks=True)[0]
     assert face.landmarks106 is not None
     points = project(face.landmarks106, LANDMARK72_FROM_106)

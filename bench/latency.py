@@ -25,7 +25,7 @@ import cv2
 import httpx
 import numpy as np
 
-from bench.datasets import machine, write_section
+from bench.datasets import machine, read_bgr, write_section
 from renlian.models.cache import ModelCache
 from renlian.settings import Settings
 from renlian.vision.analyzer import AnalyzerConfig, FaceAnalyzer, load_analyzer
@@ -38,7 +38,7 @@ WIDTHS = (320, 640, 1280)
 
 def collage(faces: int, width: int) -> np.ndarray:
     """A 4:3 canvas holding `faces` portraits side by side, scaled to `width`."""
-    portraits = [cv2.imread(str(PHOTOS / name)) for name in ("astronaut.jpg", "grace_hopper.jpg")]
+    portraits = [read_bgr(PHOTOS / name) for name in ("astronaut.jpg", "grace_hopper.jpg")]
     tiles = [cv2.resize(portraits[i % 2], (240, 270)) for i in range(faces)]
     columns = min(faces, 3)
     rows = -(-faces // columns)
@@ -113,15 +113,15 @@ def main() -> None:
                 if fields and (faces, width) != (1, 640):
                     continue
 
-                def server_side(text: str = text, faces: int = faces, fields: str = fields) -> object:
+                def run_detect(text: str = text, faces: int = faces, fields: str = fields) -> object:
                     return analyzer.detect(decode_image(text, limits), faces, landmarks=bool(fields))
 
                 label = f"detect, {faces} face{'s' * (faces > 1)}, {width}x{round(width * 3 / 4)}" + (
                     ", +landmark" if fields else ""
                 )
                 form = {"image": text, "max_face_num": str(faces), "face_fields": fields}
-                cases.append((label, "/rest/2.0/face/v2/detect", form, server_side))
-    pair = [jpeg_b64(collage(1, 640)), jpeg_b64(cv2.imread(str(PHOTOS / "grace_hopper.jpg")))]
+                cases.append((label, "/rest/2.0/face/v2/detect", form, run_detect))
+    pair = [jpeg_b64(collage(1, 640)), jpeg_b64(read_bgr(PHOTOS / "grace_hopper.jpg"))]
 
     def match_side() -> object:
         return [analyzer.embed_largest(decode_image(text, limits)) for text in pair]

@@ -13,8 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 RecognizerName = Literal["mbf", "sface"]
 
 
+def _default_threads() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
 def _default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, (os.cpu_count() or 1) // _default_threads())
 
 
 class Settings(BaseSettings):
@@ -35,9 +39,10 @@ class Settings(BaseSettings):
 
     # Inference concurrency: `inference_workers` requests run models at once, each with
     # `threads_per_worker` intra-op threads. Their product should not exceed the cores, or concurrent
-    # requests oversubscribe the CPU and every one of them gets slower.
+    # requests oversubscribe the CPU and every one of them gets slower. Two threads a request cut a
+    # lone request's latency by about a third (docs/benchmarks.md); more help little at these sizes.
     inference_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
-    threads_per_worker: int = Field(default=1, ge=1, le=64)
+    threads_per_worker: int = Field(default_factory=_default_threads, ge=1, le=64)
 
     # The detector sees images whose longer side is at most this many pixels (faces smaller than
     # about 10 px at that scale are missed); boxes and landmarks are mapped back to the original.
