@@ -55,7 +55,10 @@ class ErrorCode(Enum):
 class FaceApiError(Exception):
     """A request failed in a way the Baidu protocol has a code for."""
 
-    def __init__(self, error: ErrorCode, detail: str | None = None) -> None:
-        super().__init__(f"{error.code} {error.message}" + (f": {detail}" if detail else ""))
+    def __init__(self, error: ErrorCode, detail: str | None = None, message: str | None = None) -> None:
+        """`message` replaces the table's text where Baidu's document shows an endpoint answering
+        with another (group/adduser's "already add" under 216100)."""
         self.error = error
         self.detail = detail
+        self.message = message or error.message
+        super().__init__(f"{error.code} {self.message}" + (f": {detail}" if detail else ""))

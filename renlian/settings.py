@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     def model_cache(self) -> Path:
         return self.model_dir.expanduser()
 
+    def store_path(self) -> Path:
+        return self.data_dir / "renlian.sqlite3"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

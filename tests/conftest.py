@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -74,10 +75,10 @@ class Server:
     def post(self, path: str, data: dict[str, str] | None = None, **kwargs: object) -> httpx.Response:
         return httpx.post(self.base_url + path, data=data, timeout=60, **kwargs)  # type: ignore[arg-type]
 
-    def call(self, path: str, **fields: str) -> dict[str, object]:
+    def call(self, path: str, **fields: str) -> dict[str, Any]:
         response = self.post(path, fields)
         assert response.status_code == 200, response.text
-        body: dict[str, object] = response.json()
+        body: dict[str, Any] = response.json()
         return body
 
 

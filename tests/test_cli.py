@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from renlian.models.registry import MODELS
 
@@ -47,3 +51,75 @@ def test_serve_without_models_or_index_fails_clearly(tmp_path: Path) -> None:
 def test_unknown_command_is_a_usage_error() -> None:
     result = run("frobnicate")
     assert result.returncode == 2 and "usage" in result.stderr
+
+
+def write_tree(root: Path, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+    (root / "collins").mkdir(parents=True)
+    (root / "hopper").mkdir()
+    (root / "bad uid").mkdir()
+    cv2.imwrite(str(root / "collins" / "1.jpg"), astronaut)
+    cv2.imwrite(str(root / "collins" / "2.png"), astronaut[::2, ::2])
+    cv2.imwrite(str(root / "hopper" / "1.jpg"), hopper)
+    cv2.imwrite(str(root / "hopper" / "blank.jpg"), np.full((200, 200, 3), 127, np.uint8))
+    (root / "hopper" / "notes.txt").write_text("not a photo, not even looked at")
+    (root / "hopper" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    cv2.imwrite(str(root / "bad uid" / "1.jpg"), hopper)
+
+
+def test_import_is_resumable_and_reports_failures(
+    tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
+    write_tree(tmp_path / "photos", astronaut, hopper)
+    data = str(tmp_path / "data")
+    first = run("import", str(tmp_path / "photos"), "--group", "staff", "--data-dir", data)
+    assert first.returncode == 1, first.stderr
+    assert "enrolled 3, already there 0, failed 3" in first.stdout
+    assert "blank.jpg: 216402 face not found" in first.stdout
+    assert "broken.jpg: 216201" in first.stdout
+    assert "bad uid/1.jpg: 216111" in first.stdout
+    second = run("import", str(tmp_path / "photos"), "--group", "staff", "--data-dir", data)
+    assert "enrolled 0, already there 3, failed 3" in second.stdout
+    db = sqlite3.connect(tmp_path / "data" / "renlian.sqlite3")
+    assert db.execute("SELECT uid, COUNT(*) FROM faces GROUP BY uid ORDER BY uid").fetchall() == [
+        ("collins", 2),
+        ("hopper", 1),
+    ]
+
+
+def test_import_refuses_bad_arguments(tmp_path: Path) -> None:
+    assert "is not a folder" in run("import", str(tmp_path / "nope"), "--group", "g").stderr
+    assert run("import", str(tmp_path), "--group", "a,b").returncode == 2
+
+
+def test_backup_copies_a_live_store(tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+    write_tree(tmp_path / "photos", astronaut, hopper)
+    data = str(tmp_path / "data")
+    run("import", str(tmp_path / "photos"), "--group", "staff", "--data-dir", data)
+    result = run("backup", str(tmp_path / "copy.sqlite3"), "--data-dir", data)
+    assert result.returncode == 0, result.stderr
+    copy = sqlite3.connect(tmp_path / "copy.sqlite3")
+    assert copy.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 3
+    again = run("backup", str(tmp_path / "copy.sqlite3"), "--data-dir", data)
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_reindex_after_switching_recognizer(
+    tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
+    write_tree(tmp_path / "photos", astronaut, hopper)
+    data = str(tmp_path / "data")
+    run(
+        "import",
+        str(tmp_path / "photos"),
+        "--group",
+        "staff",
+        "--data-dir",
+        data,
+        env={"RENLIAN_RECOGNIZER": "sface"},
+    )
+    db = sqlite3.connect(tmp_path / "data" / "renlian.sqlite3")
+    assert {model for (model,) in db.execute("SELECT model FROM faces")} == {"sface"}
+    result = run("reindex", "--data-dir", data, env={"RENLIAN_RECOGNIZER": "mbf"})
+    assert result.returncode == 0 and "re-embedded 3 faces" in result.stdout
+    rows = db.execute("SELECT model, LENGTH(embedding) FROM faces").fetchall()
+    assert set(rows) == {("mbf", 512 * 4)}

@@ -16,10 +16,12 @@ from renlian import __version__
 from renlian.api import envelope
 from renlian.api.deps import authenticate
 from renlian.api.inference import InferencePool
-from renlian.api.routes import detect, match
+from renlian.api.routes import detect, faceset, match, search
 from renlian.api.services import Services, log_id
 from renlian.errors import ErrorCode, FaceApiError
+from renlian.library.library import FaceLibrary
 from renlian.settings import Settings
+from renlian.store.sqlite import SQLiteStore
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import ImageLimits
 
@@ -34,9 +36,12 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         analyzer = await asyncio.to_thread(load_analyzer)
+        store = SQLiteStore(settings.store_path())
+        library = await asyncio.to_thread(FaceLibrary, store, analyzer)
         pool = InferencePool(settings.inference_workers)
         app.state.services = Services(
             analyzer=analyzer,
+            library=library,
             pool=pool,
             limits=ImageLimits(
                 max_pixels=settings.max_image_pixels,
@@ -54,10 +59,13 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             yield
         finally:
             pool.shutdown()
+            store.close()
 
     app = FastAPI(title="renlian", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(detect.router)
     app.include_router(match.router)
+    app.include_router(faceset.router)
+    app.include_router(search.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:

@@ -33,3 +33,4 @@ async def params(request: Request) -> Params:
 
 
 ParamsDep = Annotated[Params, Depends(params)]
+CallerDep = Annotated[Caller, Depends(authenticate)]

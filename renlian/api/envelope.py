@@ -38,7 +38,7 @@ def ok(log_id: int, body: dict[str, Any]) -> JSONResponse:
 
 
 def error(log_id: int, exc: FaceApiError) -> JSONResponse:
-    body: dict[str, Any] = {"error_code": exc.error.code, "error_msg": exc.error.message, "log_id": log_id}
+    body: dict[str, Any] = {"error_code": exc.error.code, "error_msg": exc.message, "log_id": log_id}
     if exc.detail:
         body["error_detail"] = exc.detail
     return JSONResponse(body)

@@ -9,18 +9,23 @@ from fastapi import Depends, Request
 
 from renlian.api.envelope import LogIds
 from renlian.api.inference import InferencePool
+from renlian.library.library import FaceLibrary, Photo
 from renlian.vision.analyzer import FaceAnalyzer
-from renlian.vision.image import BGRImage, ImageLimits, decode_image
+from renlian.vision.image import BGRImage, ImageLimits, decode_image, decode_photo
 
 
 @dataclass
 class Services:
     analyzer: FaceAnalyzer
+    library: FaceLibrary
     pool: InferencePool
     limits: ImageLimits
 
     def decode(self, text: str) -> BGRImage:
         return decode_image(text, self.limits)
+
+    def photo(self, text: str) -> Photo:
+        return Photo.of(*decode_photo(text, self.limits))
 
 
 LOG_IDS = LogIds()

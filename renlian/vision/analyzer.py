@@ -51,10 +51,15 @@ class FaceAnalyzer:
 
     def embed_largest(self, image: BGRImage) -> Embedding:
         """The embedding of the image's largest face; FACE_NOT_FOUND if it has none."""
+        return self.enrolment_face(image)[0]
+
+    def enrolment_face(self, image: BGRImage) -> tuple[Embedding, BGRImage]:
+        """The largest face's embedding and the aligned 112x112 crop it was computed from."""
         faces = self.detector.detect(image)
         if not faces:
             raise FaceApiError(ErrorCode.FACE_NOT_FOUND)
-        return self.embedder.embed(align(image, faces[0].kps5))
+        aligned = align(image, faces[0].kps5)
+        return self.embedder.embed(aligned), aligned
 
 
 def load_analyzer(cache: ModelCache, config: AnalyzerConfig, *, progress: bool = False) -> FaceAnalyzer:

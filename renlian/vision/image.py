@@ -94,7 +94,17 @@ def _check_dimensions(data: bytes, fmt: str, limits: ImageLimits) -> None:
 
 def decode_image(text: str, limits: ImageLimits) -> BGRImage:
     """One base64 image field to upright 8-bit BGR pixels, or a FaceApiError saying why not."""
+    return decode_photo(text, limits)[1]
+
+
+def decode_photo(text: str, limits: ImageLimits) -> tuple[bytes, BGRImage]:
+    """Like decode_image, also returning the file's bytes (what "the same image" is judged on)."""
     data = decode_base64(text)
+    return data, decode_bytes(data, limits)
+
+
+def decode_bytes(data: bytes, limits: ImageLimits) -> BGRImage:
+    """An image file's bytes to upright 8-bit BGR pixels, with the same checks as a request's."""
     fmt = sniff_format(data)
     _check_dimensions(data, fmt, limits)
     # IMREAD_COLOR applies the EXIF orientation and turns grey, palette, alpha and 16-bit images

@@ -48,6 +48,7 @@ class Embedder:
         self._scaling = EMBEDDER_INPUTS[name]
         self._session = onnx_session(model, threads)
         self._input = self._session.get_inputs()[0].name
+        self.dim: int = self._session.get_outputs()[0].shape[-1]
 
     def embed(self, aligned: BGRImage) -> Embedding:
         rgb = aligned[:, :, ::-1].astype(np.float32)

@@ -14,7 +14,7 @@ def test_default_fields_on_both_paths(server: Server, astronaut: np.ndarray) -> 
         body = server.call(path, image=b64(astronaut))
         assert body["result_num"] == 1
         assert isinstance(body["log_id"], int) and 0 < body["log_id"] < 2**64
-        face = body["result"][0]  # type: ignore[index]
+        face = body["result"][0]
         assert set(face) == {"location", "face_probability", "rotation_angle", "yaw", "pitch", "roll"}
         location = face["location"]
         assert set(location) == {"left", "top", "width", "height"}
@@ -26,7 +26,7 @@ def test_default_fields_on_both_paths(server: Server, astronaut: np.ndarray) -> 
 
 def test_landmarks_in_original_image_coordinates(server: Server, astronaut: np.ndarray) -> None:
     body = server.call(DETECT_PATHS[1], image=b64(astronaut), face_fields="landmark")
-    face = body["result"][0]  # type: ignore[index]
+    face = body["result"][0]
     assert len(face["landmark"]) == 4 and len(face["landmark72"]) == 72
     location = face["location"]
     for point in face["landmark"] + face["landmark72"]:
@@ -34,7 +34,7 @@ def test_landmarks_in_original_image_coordinates(server: Server, astronaut: np.n
         assert location["left"] - 30 <= point["x"] <= location["left"] + location["width"] + 30
     # The same photo in a bigger canvas: every coordinate moves by the padding.
     padded = np.pad(astronaut, ((100, 0), (60, 0), (0, 0)), constant_values=90)
-    moved = server.call(DETECT_PATHS[1], image=b64(padded), face_fields="landmark")["result"][0]  # type: ignore[index]
+    moved = server.call(DETECT_PATHS[1], image=b64(padded), face_fields="landmark")["result"][0]
     dx = [m["x"] - p["x"] for m, p in zip(moved["landmark72"], face["landmark72"], strict=True)]
     dy = [m["y"] - p["y"] for m, p in zip(moved["landmark72"], face["landmark72"], strict=True)]
     assert abs(np.median(dx) - 60) <= 2 and abs(np.median(dy) - 100) <= 2
@@ -42,7 +42,7 @@ def test_landmarks_in_original_image_coordinates(server: Server, astronaut: np.n
 
 def test_attribute_fields_are_accepted_but_not_served_yet(server: Server, astronaut: np.ndarray) -> None:
     fields = "age,beauty,expression,faceshape,gender,glasses,race,qualities"
-    face = server.call(DETECT_PATHS[0], image=b64(astronaut), face_fields=fields)["result"][0]  # type: ignore[index]
+    face = server.call(DETECT_PATHS[0], image=b64(astronaut), face_fields=fields)["result"][0]
     assert not set(face) & set(fields.split(","))
 
 
@@ -56,8 +56,8 @@ def test_max_face_num_picks_the_largest_faces(
     one = server.call(DETECT_PATHS[1], image=b64(canvas))
     two = server.call(DETECT_PATHS[1], image=b64(canvas), max_face_num="5")
     assert one["result_num"] == 1 and two["result_num"] == 2
-    first, second = list(two["result"])  # type: ignore[call-overload]
-    assert first["location"] == one["result"][0]["location"]  # type: ignore[index]
+    first, second = list(two["result"])
+    assert first["location"] == one["result"][0]["location"]
     assert first["location"]["width"] > second["location"]["width"]
 
 

@@ -24,7 +24,7 @@ def error_of(server: Server, path: str, **fields: str) -> int:
     body = server.call(path, **fields)
     assert set(body) >= {"error_code", "error_msg", "log_id"}, body
     assert isinstance(body["error_msg"], str) and isinstance(body["log_id"], int)
-    code: int = body["error_code"]  # type: ignore[assignment]
+    code: int = body["error_code"]
     return code
 
 

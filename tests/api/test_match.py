@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from tests.conftest import Server, b64
@@ -9,8 +11,8 @@ from tests.conftest import Server, b64
 MATCH = "/rest/2.0/face/v2/match"
 
 
-def scores(body: dict[str, object]) -> dict[tuple[int, int], float]:
-    return {(r["index_i"], r["index_j"]): r["score"] for r in body["result"]}  # type: ignore[attr-defined]
+def scores(body: dict[str, Any]) -> dict[tuple[int, int], float]:
+    return {(r["index_i"], r["index_j"]): r["score"] for r in body["result"]}
 
 
 def test_same_person_high_different_people_low(

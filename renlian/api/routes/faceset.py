@@ -1,0 +1,153 @@
+"""The face library's management endpoints: /rest/2.0/face/v2/faceset/user/* and group/*.
+
+The SDK posts every one of them as a form, though the document says GET for the read endpoints;
+both methods are served. The SDK sends the photo as `image`, the document says `images`: both work.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from renlian.api.deps import CallerDep, ParamsDep, authenticate
+from renlian.api.envelope import ok
+from renlian.api.params import DEFAULT_IMAGE_LIMIT, Params, check_encoded_size
+from renlian.api.services import Services, ServicesDep, log_id
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.library.library import Photo, parse_groups, parse_uid, parse_user_info
+from renlian.vision.image import split_images
+
+PREFIX = "/rest/2.0/face/v2/faceset"
+MAX_PAGE = 1000
+ACTION_TYPES = ("append", "replace")
+
+router = APIRouter(dependencies=[Depends(authenticate)])
+
+
+async def read_photos(svc: Services, p: Params, *, single: bool) -> list[Photo]:
+    field = p.first_of("images", "image")
+    check_encoded_size(field, DEFAULT_IMAGE_LIMIT)
+    texts = split_images(field)
+    if single and len(texts) > 1:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, "this endpoint takes one image per request")
+    return [await svc.pool.run(svc.photo, text) for text in texts]
+
+
+def action_type(p: Params) -> str:
+    value = p.optional("action_type") or "append"
+    if value not in ACTION_TYPES:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, "action_type must be append or replace")
+    return value
+
+
+def page(p: Params) -> tuple[int, int]:
+    """Baidu's paging: `start` is the first position, `end` the number of items to return."""
+    return p.uint("start", 0, minimum=0, maximum=2**31), p.uint("end", 100, minimum=0, maximum=MAX_PAGE)
+
+
+def optional_groups(p: Params) -> list[str] | None:
+    value = p.optional("group_id")
+    return parse_groups(value) if value else None
+
+
+@router.api_route(PREFIX + "/user/add", methods=["POST"])
+async def user_add(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    uid = parse_uid(p.required("uid"))
+    user_info = parse_user_info(p.required("user_info"))
+    groups = parse_groups(p.required("group_id"))
+    replace = action_type(p) == "replace"
+    photos = await read_photos(svc, p, single=True)
+    await svc.pool.run(
+        svc.library.add,
+        caller.app_id,
+        uid,
+        user_info,
+        groups,
+        photos,
+        replace=replace,
+        require_existing=False,
+    )
+    return ok(log_id(request), {})
+
+
+@router.api_route(PREFIX + "/user/update", methods=["POST"])
+async def user_update(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    uid = parse_uid(p.required("uid"))
+    user_info = p.optional("user_info")
+    groups = optional_groups(p)
+    create = action_type(p) == "replace"
+    if create and groups is None:
+        raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, "action_type=replace needs group_id to enrol into")
+    photos = await read_photos(svc, p, single=False)
+    await svc.pool.run(
+        svc.library.update,
+        caller.app_id,
+        uid,
+        parse_user_info(user_info) if user_info is not None else None,
+        groups,
+        photos,
+        create=create,
+    )
+    return ok(log_id(request), {})
+
+
+@router.api_route(PREFIX + "/user/delete", methods=["POST"])
+async def user_delete(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    uid = parse_uid(p.required("uid"))
+    await svc.pool.run(svc.library.delete, caller.app_id, uid, optional_groups(p))
+    return ok(log_id(request), {})
+
+
+@router.api_route(PREFIX + "/user/get", methods=["GET", "POST"])
+async def user_get(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    uid = parse_uid(p.required("uid"))
+    groups = optional_groups(p)
+    records = [r for r in svc.library.user(caller.app_id, uid) if groups is None or r.group_id in groups]
+    if not records:
+        raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in those groups")
+    result = [{"uid": r.uid, "user_info": r.user_info, "group_id": r.group_id} for r in records]
+    return ok(log_id(request), {"result_num": len(result), "result": result})
+
+
+@router.api_route(PREFIX + "/group/getlist", methods=["GET", "POST"])
+async def group_getlist(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    start, count = page(p)
+    groups = svc.library.store.groups(caller.app_id, start, count)
+    return ok(log_id(request), {"result_num": len(groups), "result": groups})
+
+
+@router.api_route(PREFIX + "/group/getusers", methods=["GET", "POST"])
+async def group_getusers(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    group = single_group(p, "group_id")
+    start, count = page(p)
+    if not svc.library.store.group_exists(caller.app_id, group):
+        raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
+    users = svc.library.store.group_users(caller.app_id, group, start, count)
+    result = [{"uid": u.uid, "user_info": u.user_info} for u in users]
+    return ok(log_id(request), {"result_num": len(result), "result": result})
+
+
+def single_group(p: Params, name: str) -> str:
+    groups = parse_groups(p.required(name))
+    if len(groups) != 1:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, f"{name} must name one group here")
+    return groups[0]
+
+
+@router.api_route(PREFIX + "/group/adduser", methods=["POST"])
+async def group_adduser(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    uid = parse_uid(p.required("uid"))
+    targets = parse_groups(p.required("group_id"))
+    source = single_group(p, "src_group_id")
+    await svc.pool.run(svc.library.copy, caller.app_id, uid, source, targets)
+    return ok(log_id(request), {})
+
+
+@router.api_route(PREFIX + "/group/deleteuser", methods=["POST"])
+async def group_deleteuser(
+    request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep
+) -> JSONResponse:
+    uid = parse_uid(p.required("uid"))
+    groups = parse_groups(p.required("group_id"))
+    await svc.pool.run(svc.library.remove_from_groups, caller.app_id, uid, groups)
+    return ok(log_id(request), {})

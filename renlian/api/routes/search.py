@@ -1,0 +1,62 @@
+"""1:N identification and 1:1 verification against the face library: /face/v2/identify and /verify."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from renlian.api.deps import CallerDep, ParamsDep, authenticate
+from renlian.api.envelope import ok
+from renlian.api.params import DEFAULT_IMAGE_LIMIT, Params, check_encoded_size
+from renlian.api.services import Services, ServicesDep, log_id
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.library.library import parse_groups, parse_uid
+from renlian.vision.image import BGRImage, split_images
+from renlian.vision.score import similarity_score
+
+# Accepted and validated, not served yet: liveness needs its own model (docs/compat.md).
+EXT_FIELDS = frozenset({"faceliveness"})
+MAX_USER_TOP = 5
+MAX_TOP = 100
+
+router = APIRouter(dependencies=[Depends(authenticate)])
+
+
+async def probe(svc: Services, p: Params) -> BGRImage:
+    field = p.first_of("images", "image")
+    check_encoded_size(field, DEFAULT_IMAGE_LIMIT)
+    if len(split_images(field)) > 1:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, "identify and verify take one image per request")
+    p.choices("ext_fields", EXT_FIELDS)
+    return await svc.pool.run(svc.decode, field)
+
+
+@router.api_route("/rest/2.0/face/v2/identify", methods=["POST"])
+async def identify(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    groups = parse_groups(p.required("group_id"))
+    top = p.uint("user_top_num", 1, minimum=1, maximum=MAX_USER_TOP)
+    pixels = await probe(svc, p)
+    hits = await svc.pool.run(svc.library.identify, caller.app_id, groups, pixels, top)
+    model = svc.library.index.model
+    result = [
+        {
+            "group_id": hit.group_id,
+            "uid": hit.uid,
+            "user_info": hit.user_info,
+            "scores": [similarity_score(cosine, model) for cosine in hit.scores],
+        }
+        for hit in hits
+    ]
+    return ok(log_id(request), {"result_num": len(result), "result": result})
+
+
+@router.api_route("/rest/2.0/face/v2/verify", methods=["POST"])
+async def verify(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+    uid = parse_uid(p.required("uid"))
+    groups = parse_groups(p.required("group_id"))
+    top = p.uint("top_num", 1, minimum=1, maximum=MAX_TOP)
+    pixels = await probe(svc, p)
+    cosines = await svc.pool.run(svc.library.verify, caller.app_id, uid, groups, pixels)
+    model = svc.library.index.model
+    result = [similarity_score(cosine, model) for cosine in cosines[:top]]
+    return ok(log_id(request), {"result_num": len(result), "result": result})

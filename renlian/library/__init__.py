@@ -1,0 +1,1 @@
+"""The face library: groups, users and faces, and exact search over them."""

@@ -1,0 +1,214 @@
+"""The face library's operations, in Baidu v2's terms, over a store and an in-memory index.
+
+Order of a write: embed the photos (no lock held), commit to the store (one transaction), then
+update the index, and only then answer. So a face is searchable by the very next request after its
+add returns, and a crash between commit and answer loses no acknowledged face.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.library.index import FaceIndex, UserHit
+from renlian.store.base import FaceChanges, FaceStore, NewFace, UserRecord
+from renlian.vision.analyzer import FaceAnalyzer
+from renlian.vision.image import BGRImage
+
+logger = logging.getLogger("renlian.library")
+
+_ID = re.compile(r"^[A-Za-z0-9_]+$")
+MAX_UID_BYTES = 128
+MAX_GROUP_CHARS = 48
+MAX_GROUP_PARAM_BYTES = 128
+MAX_USER_INFO_BYTES = 256
+MAX_GROUP_FACES = 300_000
+
+
+def parse_uid(value: str) -> str:
+    if not _ID.match(value) or len(value.encode()) > MAX_UID_BYTES:
+        raise FaceApiError(
+            ErrorCode.INVALID_USERID, f"uid must be 1-{MAX_UID_BYTES} bytes of letters, digits and _"
+        )
+    return value
+
+
+def parse_groups(value: str) -> list[str]:
+    """A comma-separated group_id list: each of letters, digits and _, at most 48 characters."""
+    groups = [group.strip() for group in value.split(",")]
+    if len(value.encode()) > MAX_GROUP_PARAM_BYTES:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, f"group_id is longer than {MAX_GROUP_PARAM_BYTES} bytes")
+    for group in groups:
+        if not _ID.match(group) or len(group) > MAX_GROUP_CHARS:
+            raise FaceApiError(
+                ErrorCode.INVALID_PARAM,
+                f"each group_id must be 1-{MAX_GROUP_CHARS} letters, digits and _ (got {group!r})",
+            )
+    return list(dict.fromkeys(groups))
+
+
+def parse_user_info(value: str) -> str:
+    if len(value.encode()) > MAX_USER_INFO_BYTES:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, f"user_info is longer than {MAX_USER_INFO_BYTES} bytes")
+    return value
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One request image: its bytes' checksum (what "the same image" means) and its pixels."""
+
+    sha256: str
+    pixels: BGRImage
+
+    @classmethod
+    def of(cls, data: bytes, pixels: BGRImage) -> Photo:
+        return cls(hashlib.sha256(data).hexdigest(), pixels)
+
+
+@dataclass(frozen=True)
+class GroupHit:
+    group_id: str
+    uid: str
+    user_info: str
+    scores: list[float]  # cosines, best first
+
+
+class FaceLibrary:
+    def __init__(self, store: FaceStore, analyzer: FaceAnalyzer) -> None:
+        self.store = store
+        self.analyzer = analyzer
+        embedder = analyzer.embedder
+        self.index = FaceIndex(embedder.name, embedder.dim)
+        started = time.perf_counter()
+        loaded = self.index.load(store.faces(embedder.name))
+        stale = store.count_stale(embedder.name)
+        logger.info("face index: %d faces loaded in %.2f s", loaded, time.perf_counter() - started)
+        if stale:
+            logger.warning(
+                "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
+            )
+
+    def _new_face(self, photo: Photo) -> NewFace:
+        embedding, aligned = self.analyzer.enrolment_face(photo.pixels)
+        ok, jpeg = cv2.imencode(".jpg", aligned, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        assert ok
+        return NewFace(photo.sha256, self.analyzer.embedder.name, embedding, jpeg.tobytes())
+
+    def _commit(self, changes: FaceChanges) -> None:
+        self.index.apply(changes)
+
+    def add(
+        self,
+        app_id: str,
+        uid: str,
+        user_info: str | None,
+        groups: list[str],
+        photos: list[Photo],
+        *,
+        replace: bool,
+        require_existing: bool,
+    ) -> None:
+        faces = [self._new_face(photo) for photo in photos]
+        self._commit(
+            self.store.enrol(
+                app_id,
+                uid,
+                user_info,
+                groups,
+                faces,
+                replace=replace,
+                require_existing=require_existing,
+                max_group_faces=MAX_GROUP_FACES,
+            )
+        )
+
+    def update(
+        self,
+        app_id: str,
+        uid: str,
+        user_info: str | None,
+        groups: list[str] | None,
+        photos: list[Photo],
+        *,
+        create: bool,
+    ) -> None:
+        """Replace the uid's faces in `groups` (all its groups when None); create it if `create`."""
+        if groups is None:
+            groups = [record.group_id for record in self.store.user(app_id, uid)]
+            if not groups:
+                raise FaceApiError(
+                    ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled; pass group_id to create it"
+                )
+        self.add(app_id, uid, user_info, groups, photos, replace=True, require_existing=not create)
+
+    def delete(self, app_id: str, uid: str, groups: list[str] | None) -> None:
+        self._commit(self.store.delete_user(app_id, uid, groups))
+
+    def copy(self, app_id: str, uid: str, source: str, targets: list[str]) -> None:
+        self._commit(self.store.copy_user(app_id, uid, source, targets))
+
+    def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> None:
+        self._commit(self.store.remove_from_groups(app_id, uid, groups))
+
+    def user(self, app_id: str, uid: str) -> list[UserRecord]:
+        records = self.store.user(app_id, uid)
+        if not records:
+            raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled")
+        return records
+
+    def identify(self, app_id: str, groups: list[str], pixels: BGRImage, users: int) -> list[GroupHit]:
+        """The best `users` (group, uid) records across `groups` for the photo's largest face."""
+        indexes = []
+        for group in groups:
+            index = self.index.group(app_id, group)
+            if index is None or len(index) == 0:
+                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
+            indexes.append((group, index))
+        query = self.analyzer.embed_largest(pixels)
+        found: list[tuple[str, UserHit]] = []
+        for group, index in indexes:
+            with index.lock:
+                found.extend((group, hit) for hit in index.search(query, users, faces_per_user=5))
+        found.sort(key=lambda item: -item[1].scores[0])
+        found = found[:users]
+        hits: list[GroupHit] = []
+        for group in dict.fromkeys(group for group, _ in found):
+            infos = self.store.user_infos(app_id, group, [hit.uid for g, hit in found if g == group])
+            hits.extend(
+                GroupHit(g, hit.uid, infos.get(hit.uid, ""), hit.scores) for g, hit in found if g == group
+            )
+        hits.sort(key=lambda hit: -hit.scores[0])
+        return hits
+
+    def verify(self, app_id: str, uid: str, groups: list[str], pixels: BGRImage) -> list[float]:
+        """Cosines of the uid's faces in `groups` against the photo's largest face, best first."""
+        indexes = [(g, self.index.group(app_id, g)) for g in groups]
+        present = [index for _, index in indexes if index is not None]
+        query = self.analyzer.embed_largest(pixels)
+        scores: list[float] = []
+        for index in present:
+            with index.lock:
+                scores.extend(index.user_scores(query, uid))
+        if not scores:
+            raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in {','.join(groups)}")
+        return sorted(scores, reverse=True)
+
+    def reindex(self, batch: int = 64) -> int:
+        """Embed again, from the kept crops, every face made by another model than the current one."""
+        model = self.analyzer.embedder.name
+        done = 0
+        while rows := self.store.stale_crops(model, batch):
+            for face_id, jpeg in rows:
+                aligned = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+                if aligned is None:
+                    raise RuntimeError(f"the kept crop of face {face_id} cannot be decoded")
+                self.store.set_embedding(face_id, model, self.analyzer.embedder.embed(aligned))
+                done += 1
+        return done

@@ -1,0 +1,1 @@
+"""Persistence behind one small interface (`FaceStore`): SQLite now, PostgreSQL later."""

@@ -1,0 +1,104 @@
+"""The store's interface and the records it keeps.
+
+The unit of the face library is Baidu v2's: a user record is one uid in one group of one app, with
+its user_info and its faces; the same uid in two groups is two records (group/adduser copies one).
+Every row carries its app_id, so tenants never share a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face about to be enrolled: what identifies the photo, its embedding, and its aligned crop."""
+
+    image_sha256: str
+    model: str
+    embedding: NDArray[np.float32]
+    crop_jpeg: bytes
+
+
+@dataclass(frozen=True)
+class StoredFace:
+    face_id: int
+    app_id: str
+    group_id: str
+    uid: str
+    model: str
+    embedding: NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    group_id: str
+    uid: str
+    user_info: str
+
+
+@dataclass(frozen=True)
+class FaceChanges:
+    """What a write did, so the in-memory index can follow it exactly."""
+
+    added: list[StoredFace]
+    removed: list[tuple[str, str, int]]  # (app_id, group_id, face_id)
+
+
+class FaceStore(Protocol):
+    def enrol(
+        self,
+        app_id: str,
+        uid: str,
+        user_info: str | None,
+        groups: list[str],
+        faces: list[NewFace],
+        *,
+        replace: bool,
+        require_existing: bool,
+        max_group_faces: int,
+    ) -> FaceChanges:
+        """Add faces to (app, group, uid) records, creating them as needed, in one transaction.
+
+        replace: drop the records' existing faces first. require_existing: every group must already
+        hold the uid (else 216611). An appended photo already enrolled for the record is 216616.
+        Errors are FaceApiError with Baidu's codes, raised before anything is written.
+        """
+        ...
+
+    def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges: ...
+
+    def copy_user(self, app_id: str, uid: str, source: str, targets: list[str]) -> FaceChanges: ...
+
+    def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges: ...
+
+    def user(self, app_id: str, uid: str) -> list[UserRecord]: ...
+
+    def user_infos(self, app_id: str, group_id: str, uids: list[str]) -> dict[str, str]: ...
+
+    def groups(self, app_id: str, start: int, count: int) -> list[str]: ...
+
+    def group_exists(self, app_id: str, group_id: str) -> bool: ...
+
+    def has_face(self, app_id: str, group_id: str, uid: str, image_sha256: str) -> bool: ...
+
+    def count_stale(self, model: str) -> int: ...
+
+    def group_users(self, app_id: str, group_id: str, start: int, count: int) -> list[UserRecord]: ...
+
+    def faces(self, model: str | None = None) -> Iterator[StoredFace]:
+        """Every stored face (of one model, if given), in enrolment order: what the index loads."""
+        ...
+
+    def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]: ...
+
+    def set_embedding(self, face_id: int, model: str, embedding: NDArray[np.float32]) -> None: ...
+
+    def backup(self, target: str) -> None: ...
+
+    def close(self) -> None: ...

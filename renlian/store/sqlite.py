@@ -1,0 +1,354 @@
+"""The embedded default store: one SQLite file in the data directory.
+
+Durability: WAL journal with synchronous=FULL, so a write whose transaction committed survives
+kill -9 and power loss; every write is one transaction, so nothing is ever half-written.
+Concurrency: one writer connection behind a lock, one reader connection per thread (WAL lets readers
+run beside the writer).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.store.base import FaceChanges, NewFace, StoredFace, UserRecord
+
+# Each entry upgrades the schema by one version (PRAGMA user_version); never edit a shipped entry.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        user_info TEXT NOT NULL,
+        UNIQUE (app_id, group_id, uid)
+    );
+    CREATE INDEX users_by_uid ON users (app_id, uid);
+    CREATE TABLE faces (
+        face_id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        image_sha256 TEXT NOT NULL,
+        model TEXT NOT NULL,
+        embedding BLOB NOT NULL,
+        UNIQUE (app_id, group_id, uid, image_sha256)
+    );
+    CREATE INDEX faces_by_group ON faces (app_id, group_id);
+    CREATE INDEX faces_by_model ON faces (model);
+    -- The aligned 112x112 crop of every enrolled photo, kept so that `renlian reindex` can embed it
+    -- again with another model; shared by the copies of a face in several groups.
+    CREATE TABLE crops (
+        app_id TEXT NOT NULL,
+        image_sha256 TEXT NOT NULL,
+        jpeg BLOB NOT NULL,
+        PRIMARY KEY (app_id, image_sha256)
+    ) WITHOUT ROWID;
+    """,
+)
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._writer = self._connect()
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        # Large pages make loading every embedding at start-up several times faster; they only
+        # take effect on a new file, before WAL is switched on.
+        connection.execute("PRAGMA page_size = 65536")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA busy_timeout = 30000")
+        return connection
+
+    def _reader(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+        return connection
+
+    def _migrate(self) -> None:
+        """Apply each pending migration in a transaction of its own, with its version bump."""
+        with self._write_lock:
+            version = self._writer.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"{self.path} has schema {version}, newer than this renlian knows")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._writer.executescript(
+                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
+                )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: everything in it commits together or not at all."""
+        with self._write_lock:
+            self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                self._writer.execute("ROLLBACK")
+                raise
+            self._writer.execute("COMMIT")
+
+    # Writes -------------------------------------------------------------------------------------
+
+    def enrol(
+        self,
+        app_id: str,
+        uid: str,
+        user_info: str | None,
+        groups: list[str],
+        faces: list[NewFace],
+        *,
+        replace: bool,
+        require_existing: bool,
+        max_group_faces: int,
+    ) -> FaceChanges:
+        changes = FaceChanges([], [])
+        with self._transaction() as db:
+            for group in groups:
+                row = db.execute(
+                    "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
+                    (app_id, group, uid),
+                ).fetchone()
+                if row is None:
+                    if require_existing:
+                        raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
+                    db.execute(
+                        "INSERT INTO users (app_id, group_id, uid, user_info) VALUES (?, ?, ?, ?)",
+                        (app_id, group, uid, user_info or ""),
+                    )
+                elif user_info is not None:
+                    db.execute(
+                        "UPDATE users SET user_info = ? WHERE app_id = ? AND group_id = ? AND uid = ?",
+                        (user_info, app_id, group, uid),
+                    )
+                if replace:
+                    changes.removed.extend(self._delete_faces(db, app_id, group, uid))
+                (count,) = db.execute(
+                    "SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ?", (app_id, group)
+                ).fetchone()
+                if count + len(faces) > max_group_faces:
+                    raise FaceApiError(
+                        ErrorCode.FAIL_TO_ADD_USER,
+                        f"group {group} holds its maximum of {max_group_faces} faces",
+                    )
+                for face in faces:
+                    changes.added.append(self._insert_face(db, app_id, group, uid, face))
+            self._drop_orphan_crops(db, app_id)
+        return changes
+
+    def _insert_face(
+        self, db: sqlite3.Connection, app_id: str, group: str, uid: str, face: NewFace
+    ) -> StoredFace:
+        db.execute(
+            "INSERT OR IGNORE INTO crops (app_id, image_sha256, jpeg) VALUES (?, ?, ?)",
+            (app_id, face.image_sha256, face.crop_jpeg),
+        )
+        try:
+            cursor = db.execute(
+                "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (app_id, group, uid, face.image_sha256, face.model, _blob(face.embedding)),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this photo is already enrolled for {uid}") from exc
+        assert cursor.lastrowid is not None
+        return StoredFace(cursor.lastrowid, app_id, group, uid, face.model, face.embedding)
+
+    def _delete_faces(
+        self, db: sqlite3.Connection, app_id: str, group: str, uid: str
+    ) -> list[tuple[str, str, int]]:
+        rows = db.execute(
+            "DELETE FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? RETURNING face_id",
+            (app_id, group, uid),
+        ).fetchall()
+        return [(app_id, group, face_id) for (face_id,) in rows]
+
+    def _drop_orphan_crops(self, db: sqlite3.Connection, app_id: str) -> None:
+        db.execute(
+            "DELETE FROM crops WHERE app_id = ? AND NOT EXISTS (SELECT 1 FROM faces "
+            "WHERE faces.app_id = crops.app_id AND faces.image_sha256 = crops.image_sha256)",
+            (app_id,),
+        )
+
+    def _groups_of(self, db: sqlite3.Connection, app_id: str, uid: str) -> list[str]:
+        rows = db.execute(
+            "SELECT group_id FROM users WHERE app_id = ? AND uid = ? ORDER BY id", (app_id, uid)
+        )
+        return [group for (group,) in rows]
+
+    def _remove_records(
+        self, db: sqlite3.Connection, app_id: str, uid: str, groups: list[str]
+    ) -> FaceChanges:
+        changes = FaceChanges([], [])
+        for group in groups:
+            changes.removed.extend(self._delete_faces(db, app_id, group, uid))
+            db.execute(
+                "DELETE FROM users WHERE app_id = ? AND group_id = ? AND uid = ?", (app_id, group, uid)
+            )
+        self._drop_orphan_crops(db, app_id)
+        return changes
+
+    def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges:
+        with self._transaction() as db:
+            present = self._groups_of(db, app_id, uid)
+            targets = present if groups is None else [g for g in groups if g in present]
+            if not targets:
+                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in those groups")
+            return self._remove_records(db, app_id, uid, targets)
+
+    def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges:
+        with self._transaction() as db:
+            present = self._groups_of(db, app_id, uid)
+            missing = [g for g in groups if g not in present]
+            if missing:
+                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {missing[0]}")
+            if not set(present) - set(groups):
+                raise FaceApiError(ErrorCode.USER_MUST_BE_IN_ONE_GROUP)
+            return self._remove_records(db, app_id, uid, groups)
+
+    def copy_user(self, app_id: str, uid: str, source: str, targets: list[str]) -> FaceChanges:
+        changes = FaceChanges([], [])
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
+                (app_id, source, uid),
+            ).fetchone()
+            if row is None:
+                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {source}")
+            present = self._groups_of(db, app_id, uid)
+            for target in targets:
+                if target in present:
+                    raise FaceApiError(
+                        ErrorCode.INVALID_PARAM, f"{uid} is already in group {target}", "already add"
+                    )
+                db.execute(
+                    "INSERT INTO users (app_id, group_id, uid, user_info) VALUES (?, ?, ?, ?)",
+                    (app_id, target, uid, row[0]),
+                )
+                copied = db.execute(
+                    "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding) "
+                    "SELECT app_id, ?, uid, image_sha256, model, embedding FROM faces "
+                    "WHERE app_id = ? AND group_id = ? AND uid = ? ORDER BY face_id "
+                    "RETURNING face_id, model, embedding",
+                    (target, app_id, source, uid),
+                ).fetchall()
+                changes.added.extend(
+                    StoredFace(face_id, app_id, target, uid, model, _vector(blob))
+                    for face_id, model, blob in copied
+                )
+        return changes
+
+    def set_embedding(self, face_id: int, model: str, embedding: NDArray[np.float32]) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE faces SET model = ?, embedding = ? WHERE face_id = ?",
+                (model, _blob(embedding), face_id),
+            )
+
+    # Reads --------------------------------------------------------------------------------------
+
+    def user(self, app_id: str, uid: str) -> list[UserRecord]:
+        rows = self._reader().execute(
+            "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND uid = ? ORDER BY id",
+            (app_id, uid),
+        )
+        return [UserRecord(*row) for row in rows]
+
+    def user_infos(self, app_id: str, group_id: str, uids: list[str]) -> dict[str, str]:
+        marks = ",".join("?" * len(uids))
+        rows = self._reader().execute(
+            f"SELECT uid, user_info FROM users WHERE app_id = ? AND group_id = ? AND uid IN ({marks})",
+            (app_id, group_id, *uids),
+        )
+        return dict(rows.fetchall())
+
+    def groups(self, app_id: str, start: int, count: int) -> list[str]:
+        rows = self._reader().execute(
+            "SELECT group_id FROM users WHERE app_id = ? GROUP BY group_id ORDER BY MIN(id) LIMIT ? OFFSET ?",
+            (app_id, count, start),
+        )
+        return [group for (group,) in rows]
+
+    def group_users(self, app_id: str, group_id: str, start: int, count: int) -> list[UserRecord]:
+        rows = self._reader().execute(
+            "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND group_id = ? "
+            "ORDER BY id LIMIT ? OFFSET ?",
+            (app_id, group_id, count, start),
+        )
+        return [UserRecord(*row) for row in rows]
+
+    def has_face(self, app_id: str, group_id: str, uid: str, image_sha256: str) -> bool:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? AND image_sha256 = ?",
+                (app_id, group_id, uid, image_sha256),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    def group_exists(self, app_id: str, group_id: str) -> bool:
+        row = (
+            self._reader()
+            .execute("SELECT 1 FROM users WHERE app_id = ? AND group_id = ? LIMIT 1", (app_id, group_id))
+            .fetchone()
+        )
+        return row is not None
+
+    def faces(self, model: str | None = None) -> Iterator[StoredFace]:
+        query = "SELECT face_id, app_id, group_id, uid, model, embedding FROM faces"
+        rows = self._reader().execute(
+            query + (" WHERE model = ?" if model else "") + " ORDER BY face_id", (model,) if model else ()
+        )
+        for face_id, app_id, group_id, uid, face_model, blob in rows:
+            yield StoredFace(face_id, app_id, group_id, uid, face_model, _vector(blob))
+
+    def count_stale(self, model: str) -> int:
+        """Faces embedded by another model than `model`: invisible to search until reindexed."""
+        (count,) = self._reader().execute("SELECT COUNT(*) FROM faces WHERE model != ?", (model,)).fetchone()
+        return int(count)
+
+    def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]:
+        rows = self._reader().execute(
+            "SELECT faces.face_id, crops.jpeg FROM faces JOIN crops USING (app_id, image_sha256) "
+            "WHERE faces.model != ? ORDER BY faces.face_id LIMIT ?",
+            (model, limit),
+        )
+        return [(face_id, jpeg) for face_id, jpeg in rows]
+
+    def backup(self, target: str) -> None:
+        """A consistent copy of the live database, taken with SQLite's online backup."""
+        destination = sqlite3.connect(target)
+        try:
+            self._reader().backup(destination)
+        finally:
+            destination.close()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _blob(vector: NDArray[np.float32]) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
+
+
+def _vector(blob: bytes) -> NDArray[np.float32]:
+    return np.frombuffer(blob, dtype="<f4")
