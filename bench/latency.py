@@ -73,9 +73,11 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return samples
 
 
-def http_run(url: str, fields: dict[str, str], repeats: int, concurrency: int) -> tuple[list[float], float]:
+def http_run(
+    url: str, token: str, fields: dict[str, str], repeats: int, concurrency: int
+) -> tuple[list[float], float]:
     """Per-request milliseconds and requests per second over `repeats` requests."""
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=60, params={"access_token": token}) as client:
         client.post(url, data=fields)
 
         def one(_: int) -> float:
@@ -140,11 +142,11 @@ def main() -> None:
         server = start_server(Path(tmp))
         try:
             for label, path, form, server_side in cases:
-                found = httpx.post(server.base_url + path, data=form, timeout=60).json()
+                found = server.call(path, **form)
                 assert "error_code" not in found, (label, found)
                 inner = percentiles(timed(server_side, args.requests))
-                one, _ = http_run(server.base_url + path, form, args.requests, 1)
-                four, throughput = http_run(server.base_url + path, form, args.requests * 2, 4)
+                one, _ = http_run(server.base_url + path, server.token, form, args.requests, 1)
+                four, throughput = http_run(server.base_url + path, server.token, form, args.requests * 2, 4)
                 h1, h4 = percentiles(one), percentiles(four)
                 rows.append(
                     f"| {label} | {inner[0]:.1f} / {inner[1]:.1f} | {h1[0]:.1f} / {h1[1]:.1f} | "
@@ -152,8 +154,7 @@ def main() -> None:
                 )
                 print(rows[-1], flush=True)
         finally:
-            server.process.terminate()
-            server.process.wait(timeout=30)
+            server.stop()
     table = [
         f"Measured {machine()}; recognizer {settings.recognizer}, {settings.inference_workers} inference "
         f"workers x {settings.threads_per_worker} threads, {args.requests} requests per cell "

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from renlian.api.deps import DEFAULT_APP_ID
+from renlian.auth.apps import new_app, with_new_secret
 from renlian.errors import FaceApiError
 from renlian.library.importer import import_tree
 from renlian.library.library import FaceLibrary, parse_groups
 from renlian.models.cache import ModelCache, ModelCacheError
 from renlian.models.registry import MODELS, models_for
 from renlian.settings import Settings
+from renlian.store.base import CAPABILITIES, AppRecord
 from renlian.store.sqlite import SQLiteStore
+from renlian.store.sqlite_apps import SQLiteAppStore
 from renlian.vision.analyzer import AnalyzerConfig, FaceAnalyzer, load_analyzer
 from renlian.vision.image import ImageLimits
+
+# What `renlian apps create` prints: the interface outside checks rely on.
+APP_CREATED_FIELDS = ("app_id", "name", "api_key", "secret_key")
 
 
 class CommandError(Exception):
@@ -83,11 +90,12 @@ def import_photos(args: argparse.Namespace) -> int:
         raise CommandError("--group takes one group")
     if not args.folder.is_dir():
         raise CommandError(f"{args.folder} is not a folder")
+    app_id = _existing_app(settings, args.app).app_id
     library = _library(settings)
     limits = ImageLimits(settings.max_image_pixels, settings.max_image_side, settings.min_image_side)
     report = import_tree(
         library,
-        DEFAULT_APP_ID,
+        app_id,
         groups[0],
         args.folder,
         limits,
@@ -99,6 +107,80 @@ def import_photos(args: argparse.Namespace) -> int:
     for path, reason in report.failed:
         print(f"failed: {path}: {reason}")
     return 1 if report.failed else 0
+
+
+def _app_store(settings: Settings) -> SQLiteAppStore:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return SQLiteAppStore(SQLiteStore(settings.store_path()))
+
+
+def _existing_app(settings: Settings, app_id: str) -> AppRecord:
+    app = _app_store(settings).app(app_id)
+    if app is None:
+        raise CommandError(f"no app {app_id} in {settings.store_path()}; see `renlian apps list`")
+    return app
+
+
+def _app_json(app: AppRecord) -> dict[str, object]:
+    return {
+        "app_id": app.app_id,
+        "name": app.name,
+        "api_key": app.api_key,
+        "secret_key": app.secret_key,
+        "brain_all_scope": app.brain_all_scope,
+        "qps_limit": app.qps_limit,
+        "daily_limit": app.daily_limit,
+        "total_limit": app.total_limit,
+        "closed": sorted(app.closed),
+    }
+
+
+def apps_create(args: argparse.Namespace) -> int:
+    app = new_app(args.name, brain_all_scope=not args.signed_only)
+    _app_store(_settings(args)).create_app(app)
+    print(json.dumps({key: value for key, value in _app_json(app).items() if key in APP_CREATED_FIELDS}))
+    return 0
+
+
+def apps_list(args: argparse.Namespace) -> int:
+    for app in _app_store(_settings(args)).apps():
+        print(json.dumps(_app_json(app)))
+    return 0
+
+
+def apps_delete(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _existing_app(settings, args.app_id)
+    _app_store(settings).delete_app(args.app_id)
+    print(f"deleted app {args.app_id} with its tokens, usage and face library")
+    return 0
+
+
+def apps_rotate_secret(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    app = with_new_secret(_existing_app(settings, args.app_id))
+    _app_store(settings).update_app(app)
+    print(json.dumps(_app_json(app)))
+    return 0
+
+
+def apps_set(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    app = _existing_app(settings, args.app_id)
+    unknown = set(args.close + args.open) - set(CAPABILITIES)
+    if unknown:
+        raise CommandError(f"unknown capability {sorted(unknown)}; choose from {', '.join(CAPABILITIES)}")
+    limits = {name: getattr(args, name) for name in ("qps_limit", "daily_limit", "total_limit")}
+    changes: dict[str, object] = {
+        name: (None if value == 0 else value) for name, value in limits.items() if value is not None
+    }
+    changes["closed"] = (app.closed | set(args.close)) - set(args.open)
+    if args.scope is not None:
+        changes["brain_all_scope"] = args.scope == "token"
+    updated = replace(app, **changes)  # type: ignore[arg-type]
+    _app_store(settings).update_app(updated)
+    print(json.dumps(_app_json(updated)))
+    return 0
 
 
 def backup(args: argparse.Namespace) -> int:
@@ -157,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     importing = commands.add_parser("import", help="enrol a folder per user of photos into a group")
     importing.add_argument("folder", type=Path, help="a folder holding one sub-folder of photos per uid")
     importing.add_argument("--group", required=True, help="the group_id to enrol into")
+    importing.add_argument("--app", required=True, help="the app_id whose face library receives them")
     importing.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")
     importing.set_defaults(handler=import_photos)
 
@@ -168,6 +251,40 @@ def build_parser() -> argparse.ArgumentParser:
     reindexing = commands.add_parser("reindex", help="re-embed faces made by another recognizer")
     reindexing.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")
     reindexing.set_defaults(handler=reindex)
+
+    apps = commands.add_parser("apps", help="create and manage apps (credentials, scope, quotas)")
+    app_commands = apps.add_subparsers(dest="apps_command", required=True)
+    create = app_commands.add_parser("create", help="create an app; prints its credentials as JSON")
+    create.add_argument("name")
+    create.add_argument(
+        "--signed-only",
+        action="store_true",
+        help="leave brain_all_scope out of its tokens' scope, so Baidu's SDK signs every call (bce-auth-v1)",
+    )
+    listing_apps = app_commands.add_parser("list", help="every app, one JSON object a line")
+    delete = app_commands.add_parser("delete", help="delete an app and its whole face library")
+    delete.add_argument("app_id")
+    rotate = app_commands.add_parser("rotate-secret", help="new secret key; revokes the app's tokens")
+    rotate.add_argument("app_id")
+    setting = app_commands.add_parser("set", help="quotas (0 lifts one), capabilities and token scope")
+    setting.add_argument("app_id")
+    setting.add_argument("--qps", dest="qps_limit", type=int, help="queries per second (error 18)")
+    setting.add_argument("--daily", dest="daily_limit", type=int, help="queries per UTC day (error 17)")
+    setting.add_argument("--total", dest="total_limit", type=int, help="queries in all (error 19)")
+    setting.add_argument(
+        "--close", action="append", default=[], help=f"close one of {', '.join(CAPABILITIES)}"
+    )
+    setting.add_argument("--open", action="append", default=[], help="open a closed capability again")
+    setting.add_argument("--scope", choices=["token", "signed"], help="token: include brain_all_scope")
+    for parser_, handler in (
+        (create, apps_create),
+        (listing_apps, apps_list),
+        (delete, apps_delete),
+        (rotate, apps_rotate_secret),
+        (setting, apps_set),
+    ):
+        parser_.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")
+        parser_.set_defaults(handler=handler)
 
     models = commands.add_parser("models", help="manage the model cache (RENLIAN_MODEL_DIR)")
     model_commands = models.add_subparsers(dest="models_command", required=True)

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     max_image_side: int = Field(default=12_000, ge=16)
     min_image_side: int = Field(default=16, ge=1)
 
+    # Credentials and quotas.
+    token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    max_clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
+    max_concurrent_requests: int = Field(default=64, ge=1)
+
     def model_cache(self) -> Path:
         return self.model_dir.expanduser()
 

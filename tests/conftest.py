@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -66,32 +67,74 @@ def _free_port() -> int:
         return port
 
 
+def create_app(data_dir: Path, name: str = "tests", *options: str) -> dict[str, str]:
+    """An app made the way users make one: `renlian apps create` (works while a server runs)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "renlian.cli", "apps", "create", name, "--data-dir", str(data_dir), *options],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    created: dict[str, str] = json.loads(result.stdout)
+    return created
+
+
 class Server:
-    def __init__(self, process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+    """A running `renlian serve` and one app's access token, which every call carries."""
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], base_url: str, data_dir: Path, app: dict[str, str] | None
+    ) -> None:
         self.process = process
         self.base_url = base_url
-        self.log = log
+        self.data_dir = data_dir
+        self.app = app or create_app(data_dir)
+        self.token = self.token_for(self.app)
 
-    def post(self, path: str, data: dict[str, str] | None = None, **kwargs: object) -> httpx.Response:
-        return httpx.post(self.base_url + path, data=data, timeout=60, **kwargs)  # type: ignore[arg-type]
+    def token_for(self, app: dict[str, str]) -> str:
+        response = httpx.get(
+            self.base_url + "/oauth/2.0/token",
+            params={
+                "grant_type": "client_credentials",
+                "client_id": app["api_key"],
+                "client_secret": app["secret_key"],
+            },
+        )
+        token: str = response.json()["access_token"]
+        return token
 
-    def call(self, path: str, **fields: str) -> dict[str, Any]:
-        response = self.post(path, fields)
+    def post(
+        self, path: str, data: dict[str, str] | None = None, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        params = {"access_token": token or self.token, **kwargs.pop("params", {})}
+        return httpx.post(self.base_url + path, data=data, params=params, timeout=60, **kwargs)
+
+    def get(self, path: str, params: dict[str, str] | None = None) -> httpx.Response:
+        return httpx.get(
+            self.base_url + path, params={"access_token": self.token, **(params or {})}, timeout=60
+        )
+
+    def call(self, path: str, token: str | None = None, **fields: str) -> dict[str, Any]:
+        response = self.post(path, fields, token=token)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
 
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
-def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
+
+def start_server(
+    tmp: Path, extra_env: dict[str, str] | None = None, app: dict[str, str] | None = None
+) -> Server:
+    """`renlian serve` on a free port with its data under `tmp`, acting for `app` (a new one if None)."""
     port = _free_port()
     log = tmp / "server.log"
-    env = {
-        **os.environ,
-        "RENLIAN_PORT": str(port),
-        "RENLIAN_DATA_DIR": str(tmp / "data"),
-        **(extra_env or {}),
-    }
-    with log.open("wb") as sink:
+    data_dir = tmp / "data"
+    env = {**os.environ, "RENLIAN_PORT": str(port), "RENLIAN_DATA_DIR": str(data_dir), **(extra_env or {})}
+    with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "renlian.cli", "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
@@ -102,7 +145,7 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
             raise RuntimeError(f"server exited {process.returncode}:\n{log.read_text()}")
         try:
             if httpx.get(base_url + "/healthz", timeout=2).status_code == 200:
-                return Server(process, base_url, log)
+                return Server(process, base_url, data_dir, app)
         except httpx.TransportError:
             pass
         time.sleep(0.2)
@@ -114,5 +157,4 @@ def start_server(tmp: Path, extra_env: dict[str, str] | None = None) -> Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("server"))
     yield running
-    running.process.terminate()
-    running.process.wait(timeout=30)
+    running.stop()

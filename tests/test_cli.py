@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from renlian.models.registry import MODELS
+from tests.conftest import create_app
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -71,13 +72,14 @@ def test_import_is_resumable_and_reports_failures(
 ) -> None:
     write_tree(tmp_path / "photos", astronaut, hopper)
     data = str(tmp_path / "data")
-    first = run("import", str(tmp_path / "photos"), "--group", "staff", "--data-dir", data)
+    app = create_app(tmp_path / "data")["app_id"]
+    first = run("import", str(tmp_path / "photos"), "--group", "staff", "--app", app, "--data-dir", data)
     assert first.returncode == 1, first.stderr
     assert "enrolled 3, already there 0, failed 3" in first.stdout
     assert "blank.jpg: 216402 face not found" in first.stdout
     assert "broken.jpg: 216201" in first.stdout
     assert "bad uid/1.jpg: 216111" in first.stdout
-    second = run("import", str(tmp_path / "photos"), "--group", "staff", "--data-dir", data)
+    second = run("import", str(tmp_path / "photos"), "--group", "staff", "--app", app, "--data-dir", data)
     assert "enrolled 0, already there 3, failed 3" in second.stdout
     db = sqlite3.connect(tmp_path / "data" / "renlian.sqlite3")
     assert db.execute("SELECT uid, COUNT(*) FROM faces GROUP BY uid ORDER BY uid").fetchall() == [
@@ -87,14 +89,17 @@ def test_import_is_resumable_and_reports_failures(
 
 
 def test_import_refuses_bad_arguments(tmp_path: Path) -> None:
-    assert "is not a folder" in run("import", str(tmp_path / "nope"), "--group", "g").stderr
-    assert run("import", str(tmp_path), "--group", "a,b").returncode == 2
+    assert "is not a folder" in run("import", str(tmp_path / "nope"), "--group", "g", "--app", "1").stderr
+    assert run("import", str(tmp_path), "--group", "a,b", "--app", "1").returncode == 2
+    unknown = run("import", str(tmp_path), "--group", "g", "--app", "1", "--data-dir", str(tmp_path / "d"))
+    assert unknown.returncode == 2 and "no app 1" in unknown.stderr
 
 
 def test_backup_copies_a_live_store(tmp_path: Path, astronaut: np.ndarray, hopper: np.ndarray) -> None:
     write_tree(tmp_path / "photos", astronaut, hopper)
     data = str(tmp_path / "data")
-    run("import", str(tmp_path / "photos"), "--group", "staff", "--data-dir", data)
+    app = create_app(tmp_path / "data")["app_id"]
+    run("import", str(tmp_path / "photos"), "--group", "staff", "--app", app, "--data-dir", data)
     result = run("backup", str(tmp_path / "copy.sqlite3"), "--data-dir", data)
     assert result.returncode == 0, result.stderr
     copy = sqlite3.connect(tmp_path / "copy.sqlite3")
@@ -108,11 +113,14 @@ def test_reindex_after_switching_recognizer(
 ) -> None:
     write_tree(tmp_path / "photos", astronaut, hopper)
     data = str(tmp_path / "data")
+    app = create_app(tmp_path / "data")["app_id"]
     run(
         "import",
         str(tmp_path / "photos"),
         "--group",
         "staff",
+        "--app",
+        app,
         "--data-dir",
         data,
         env={"RENLIAN_RECOGNIZER": "sface"},

@@ -14,14 +14,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renlian import __version__
 from renlian.api import envelope
-from renlian.api.deps import authenticate
+from renlian.api.deps import AnyCaller
 from renlian.api.inference import InferencePool
-from renlian.api.routes import detect, faceset, match, search
+from renlian.api.routes import detect, faceset, match, oauth, search
 from renlian.api.services import Services, log_id
+from renlian.auth.guard import Guard
+from renlian.auth.quotas import Quotas
+from renlian.auth.tokens import TokenService
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.library import FaceLibrary
 from renlian.settings import Settings
 from renlian.store.sqlite import SQLiteStore
+from renlian.store.sqlite_apps import SQLiteAppStore
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import ImageLimits
 
@@ -39,9 +43,14 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
         store = SQLiteStore(settings.store_path())
         library = await asyncio.to_thread(FaceLibrary, store, analyzer)
         pool = InferencePool(settings.inference_workers)
+        apps = SQLiteAppStore(store)
+        tokens = TokenService(apps, settings.token_ttl_seconds)
+        quotas = Quotas(apps, settings.max_concurrent_requests)
         app.state.services = Services(
             analyzer=analyzer,
             library=library,
+            tokens=tokens,
+            guard=Guard(apps, tokens, quotas, settings.max_clock_skew_seconds),
             pool=pool,
             limits=ImageLimits(
                 max_pixels=settings.max_image_pixels,
@@ -55,9 +64,12 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             settings.inference_workers,
             settings.threads_per_worker,
         )
+        flusher = asyncio.create_task(_flush_usage_every_second(quotas))
         try:
             yield
         finally:
+            flusher.cancel()
+            quotas.flush()
             pool.shutdown()
             store.close()
 
@@ -66,6 +78,7 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
     app.include_router(match.router)
     app.include_router(faceset.router)
     app.include_router(search.router)
+    app.include_router(oauth.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
@@ -74,12 +87,21 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
 
     # Registered last so that it only catches what no router claimed.
     @app.api_route(REST_PREFIX + "{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    async def unknown_service(path: str, request: Request) -> JSONResponse:
-        await authenticate(request)
+    async def unknown_service(path: str, caller: AnyCaller) -> JSONResponse:
         raise FaceApiError(ErrorCode.SERVICE_NOT_SUPPORT, f"/rest/{path} is not a service")
 
     _install_error_handlers(app)
     return app
+
+
+async def _flush_usage_every_second(quotas: Quotas) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            await asyncio.to_thread(quotas.flush)
+        except Exception:
+            # A failed flush keeps its counts pending for the next one; it must not stop the loop.
+            logger.exception("could not save usage counts")
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -9,6 +9,8 @@ from fastapi import Depends, Request
 
 from renlian.api.envelope import LogIds
 from renlian.api.inference import InferencePool
+from renlian.auth.guard import Guard
+from renlian.auth.tokens import TokenService
 from renlian.library.library import FaceLibrary, Photo
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import BGRImage, ImageLimits, decode_image, decode_photo
@@ -18,6 +20,8 @@ from renlian.vision.image import BGRImage, ImageLimits, decode_image, decode_pho
 class Services:
     analyzer: FaceAnalyzer
     library: FaceLibrary
+    tokens: TokenService
+    guard: Guard
     pool: InferencePool
     limits: ImageLimits
 

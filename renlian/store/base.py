@@ -102,3 +102,54 @@ class FaceStore(Protocol):
     def backup(self, target: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+CAPABILITIES = ("detect", "match", "identify", "verify", "faceset")
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    """An app: its credentials, what its tokens' scope says, its quotas and its closed capabilities."""
+
+    app_id: str
+    name: str
+    api_key: str
+    secret_key: str
+    brain_all_scope: bool
+    qps_limit: int | None
+    daily_limit: int | None
+    total_limit: int | None
+    closed: frozenset[str]
+    created_at: int
+
+
+class AppStore(Protocol):
+    def create_app(self, app: AppRecord) -> None: ...
+
+    def apps(self) -> list[AppRecord]: ...
+
+    def app(self, app_id: str) -> AppRecord | None: ...
+
+    def app_by_key(self, api_key: str) -> AppRecord | None: ...
+
+    def update_app(self, app: AppRecord) -> None:
+        """Save every field but app_id; a new secret_key also revokes the app's tokens."""
+        ...
+
+    def delete_app(self, app_id: str) -> None:
+        """The app, its tokens, its usage and its whole face library."""
+        ...
+
+    def save_token(self, token_sha256: str, app_id: str, kind: str, expires_at: int) -> None: ...
+
+    def token(self, token_sha256: str, kind: str) -> tuple[str, int] | None:
+        """(app_id, expires_at) of a token that was issued and not revoked."""
+        ...
+
+    def add_usage(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add request counts per (app_id, day)."""
+        ...
+
+    def usage(self, app_id: str, day: str) -> tuple[int, int]:
+        """(requests on that day, requests ever)."""
+        ...

@@ -53,6 +53,35 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (app_id, image_sha256)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE apps (
+        app_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        api_key TEXT NOT NULL UNIQUE,
+        -- Kept in clear: bce-auth-v1 signatures are HMACs keyed by it (docs/security.md).
+        secret_key TEXT NOT NULL,
+        brain_all_scope INTEGER NOT NULL,
+        qps_limit INTEGER,
+        daily_limit INTEGER,
+        total_limit INTEGER,
+        closed TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    -- Only a token's sha256 is kept: a copy of the database does not hand out live tokens.
+    CREATE TABLE tokens (
+        token_sha256 TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX tokens_by_app ON tokens (app_id);
+    CREATE TABLE usage (
+        app_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (app_id, day)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
@@ -75,7 +104,8 @@ class SQLiteStore:
         connection.execute("PRAGMA busy_timeout = 30000")
         return connection
 
-    def _reader(self) -> sqlite3.Connection:
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection (WAL lets it read while the writer writes)."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._connect()
@@ -94,7 +124,7 @@ class SQLiteStore:
                 )
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything in it commits together or not at all."""
         with self._write_lock:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -120,7 +150,7 @@ class SQLiteStore:
         max_group_faces: int,
     ) -> FaceChanges:
         changes = FaceChanges([], [])
-        with self._transaction() as db:
+        with self.transaction() as db:
             for group in groups:
                 row = db.execute(
                     "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
@@ -206,7 +236,7 @@ class SQLiteStore:
         return changes
 
     def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges:
-        with self._transaction() as db:
+        with self.transaction() as db:
             present = self._groups_of(db, app_id, uid)
             targets = present if groups is None else [g for g in groups if g in present]
             if not targets:
@@ -214,7 +244,7 @@ class SQLiteStore:
             return self._remove_records(db, app_id, uid, targets)
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges:
-        with self._transaction() as db:
+        with self.transaction() as db:
             present = self._groups_of(db, app_id, uid)
             missing = [g for g in groups if g not in present]
             if missing:
@@ -225,7 +255,7 @@ class SQLiteStore:
 
     def copy_user(self, app_id: str, uid: str, source: str, targets: list[str]) -> FaceChanges:
         changes = FaceChanges([], [])
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute(
                 "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
                 (app_id, source, uid),
@@ -256,7 +286,7 @@ class SQLiteStore:
         return changes
 
     def set_embedding(self, face_id: int, model: str, embedding: NDArray[np.float32]) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE faces SET model = ?, embedding = ? WHERE face_id = ?",
                 (model, _blob(embedding), face_id),
@@ -265,7 +295,7 @@ class SQLiteStore:
     # Reads --------------------------------------------------------------------------------------
 
     def user(self, app_id: str, uid: str) -> list[UserRecord]:
-        rows = self._reader().execute(
+        rows = self.reader().execute(
             "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND uid = ? ORDER BY id",
             (app_id, uid),
         )
@@ -273,21 +303,21 @@ class SQLiteStore:
 
     def user_infos(self, app_id: str, group_id: str, uids: list[str]) -> dict[str, str]:
         marks = ",".join("?" * len(uids))
-        rows = self._reader().execute(
+        rows = self.reader().execute(
             f"SELECT uid, user_info FROM users WHERE app_id = ? AND group_id = ? AND uid IN ({marks})",
             (app_id, group_id, *uids),
         )
         return dict(rows.fetchall())
 
     def groups(self, app_id: str, start: int, count: int) -> list[str]:
-        rows = self._reader().execute(
+        rows = self.reader().execute(
             "SELECT group_id FROM users WHERE app_id = ? GROUP BY group_id ORDER BY MIN(id) LIMIT ? OFFSET ?",
             (app_id, count, start),
         )
         return [group for (group,) in rows]
 
     def group_users(self, app_id: str, group_id: str, start: int, count: int) -> list[UserRecord]:
-        rows = self._reader().execute(
+        rows = self.reader().execute(
             "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND group_id = ? "
             "ORDER BY id LIMIT ? OFFSET ?",
             (app_id, group_id, count, start),
@@ -296,7 +326,7 @@ class SQLiteStore:
 
     def has_face(self, app_id: str, group_id: str, uid: str, image_sha256: str) -> bool:
         row = (
-            self._reader()
+            self.reader()
             .execute(
                 "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? AND image_sha256 = ?",
                 (app_id, group_id, uid, image_sha256),
@@ -307,7 +337,7 @@ class SQLiteStore:
 
     def group_exists(self, app_id: str, group_id: str) -> bool:
         row = (
-            self._reader()
+            self.reader()
             .execute("SELECT 1 FROM users WHERE app_id = ? AND group_id = ? LIMIT 1", (app_id, group_id))
             .fetchone()
         )
@@ -315,7 +345,7 @@ class SQLiteStore:
 
     def faces(self, model: str | None = None) -> Iterator[StoredFace]:
         query = "SELECT face_id, app_id, group_id, uid, model, embedding FROM faces"
-        rows = self._reader().execute(
+        rows = self.reader().execute(
             query + (" WHERE model = ?" if model else "") + " ORDER BY face_id", (model,) if model else ()
         )
         for face_id, app_id, group_id, uid, face_model, blob in rows:
@@ -323,11 +353,11 @@ class SQLiteStore:
 
     def count_stale(self, model: str) -> int:
         """Faces embedded by another model than `model`: invisible to search until reindexed."""
-        (count,) = self._reader().execute("SELECT COUNT(*) FROM faces WHERE model != ?", (model,)).fetchone()
+        (count,) = self.reader().execute("SELECT COUNT(*) FROM faces WHERE model != ?", (model,)).fetchone()
         return int(count)
 
     def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]:
-        rows = self._reader().execute(
+        rows = self.reader().execute(
             "SELECT faces.face_id, crops.jpeg FROM faces JOIN crops USING (app_id, image_sha256) "
             "WHERE faces.model != ? ORDER BY faces.face_id LIMIT ?",
             (model, limit),
@@ -338,7 +368,7 @@ class SQLiteStore:
         """A consistent copy of the live database, taken with SQLite's online backup."""
         destination = sqlite3.connect(target)
         try:
-            self._reader().backup(destination)
+            self.reader().backup(destination)
         finally:
             destination.close()
 

@@ -63,7 +63,7 @@ def test_max_face_num_picks_the_largest_faces(
 
 def test_query_string_parameters_work_too(server: Server, astronaut: np.ndarray) -> None:
     response = server.post(
-        DETECT_PATHS[0] + "?max_face_num=2&face_fields=landmark", {"image": b64(astronaut)}
+        DETECT_PATHS[0], {"image": b64(astronaut)}, params={"max_face_num": "2", "face_fields": "landmark"}
     )
     assert "landmark72" in response.json()["result"][0]
 

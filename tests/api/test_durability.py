@@ -59,7 +59,7 @@ def test_sigkill_during_concurrent_enrolment_loses_no_acknowledged_face(
     stop = threading.Event()
 
     def writer(worker: int) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, params={"access_token": server.token}) as client:
             for i in range(1000):
                 if stop.is_set():
                     return
@@ -94,7 +94,7 @@ def test_sigkill_during_concurrent_enrolment_loses_no_acknowledged_face(
     assert len(acknowledged) >= 20
 
     consistent(tmp_path / "data" / "renlian.sqlite3")
-    restarted = start_server(tmp_path)
+    restarted = start_server(tmp_path, app=server.app)
     try:
         for uid in acknowledged:
             body = restarted.call(GET, uid=uid)
@@ -105,8 +105,7 @@ def test_sigkill_during_concurrent_enrolment_loses_no_acknowledged_face(
         hit = restarted.call(IDENTIFY, group_id="crash", image=photos[0])["result"][0]
         assert hit["scores"][0] > 90
     finally:
-        restarted.process.terminate()
-        restarted.process.wait(timeout=30)
+        restarted.stop()
 
 
 def test_concurrent_add_delete_identify_stay_consistent(
@@ -122,7 +121,7 @@ def test_concurrent_add_delete_identify_stay_consistent(
     done = threading.Event()
 
     def adder(worker: int) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, params={"access_token": server.token}) as client:
             for i in range(8):
                 uid = f"a{worker}_{i}"
                 body = client.post(
@@ -138,7 +137,7 @@ def test_concurrent_add_delete_identify_stay_consistent(
                     (errors.append(body) if "error_code" in body else added.append(uid))
 
     def deleter() -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, params={"access_token": server.token}) as client:
             while not done.is_set() or len(deleted) < len(added) // 2:
                 with lock:
                     candidates = [
@@ -154,7 +153,7 @@ def test_concurrent_add_delete_identify_stay_consistent(
                     (errors.append(body) if "error_code" in body else deleted.append(candidates[0]))
 
     def searcher() -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, params={"access_token": server.token}) as client:
             while not done.is_set():
                 body = client.post(
                     server.base_url + IDENTIFY,
@@ -190,6 +189,5 @@ def test_concurrent_add_delete_identify_stay_consistent(
         final = server.call(IDENTIFY, group_id="busy", image=photos[0], user_top_num="5")
         assert {hit["uid"] for hit in final["result"]} <= remaining
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=30)
+        server.stop()
     consistent(tmp_path / "data" / "renlian.sqlite3")

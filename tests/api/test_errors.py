@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -15,6 +15,7 @@ from renlian.api.app import create_app
 from renlian.settings import Settings
 from renlian.vision.analyzer import FaceAnalyzer
 from tests.conftest import Server, b64
+from tests.conftest import create_app as create_cli_app
 
 DETECT = "/rest/2.0/face/v2/detect"
 MATCH = "/rest/2.0/face/v2/match"
@@ -83,7 +84,7 @@ def test_match_image_count_is_bounded(server: Server) -> None:
 
 def test_unknown_rest_path_is_216102(server: Server) -> None:
     assert error_of(server, "/rest/2.0/face/v2/nonexistent") == 216102
-    response = httpx.get(server.base_url + "/rest/2.0/face/v9/detect")
+    response = server.get("/rest/2.0/face/v9/detect")
     assert response.json()["error_code"] == 216102
 
 
@@ -97,14 +98,24 @@ def test_unexpected_failure_is_216500_with_the_traceback_only_in_the_log(
     astronaut: np.ndarray,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated model crash")
 
     monkeypatch.setattr(analyzer, "detect", broken)
-    app = create_app(Settings(), lambda: analyzer)
+    credentials = create_cli_app(tmp_path)
+    app = create_app(Settings(data_dir=tmp_path), lambda: analyzer)
     with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.post(DETECT, data={"image": b64(astronaut)})
+        token = client.get(
+            "/oauth/2.0/token",
+            params={
+                "grant_type": "client_credentials",
+                "client_id": credentials["api_key"],
+                "client_secret": credentials["secret_key"],
+            },
+        ).json()["access_token"]
+        response = client.post(DETECT, params={"access_token": token}, data={"image": b64(astronaut)})
     body = response.json()
     assert body["error_code"] == 216500 and body["error_msg"] == "unknown error"
     assert "simulated model crash" not in response.text

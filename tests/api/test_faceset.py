@@ -227,10 +227,8 @@ def test_adduser_and_deleteuser(call: Call, group: str, photos: dict[str, str]) 
 
 
 def test_read_endpoints_accept_get(server: Server, group: str, photos: dict[str, str]) -> None:
-    import httpx
-
     server.call(FACESET + "/user/add", uid="getter", user_info="x", group_id=group, image=photos["collins"])
-    response = httpx.get(server.base_url + FACESET + "/user/get", params={"uid": "getter"})
+    response = server.get(FACESET + "/user/get", {"uid": "getter"})
     assert response.json()["result"][0]["group_id"] == group
-    response = httpx.get(server.base_url + FACESET + "/group/getusers", params={"group_id": group})
+    response = server.get(FACESET + "/group/getusers", {"group_id": group})
     assert response.json()["result_num"] == 1

@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from renlian.api.deps import ParamsDep, authenticate
+from renlian.api.deps import DETECT, ParamsDep
 from renlian.api.envelope import ok
 from renlian.api.params import DETECT_IMAGE_LIMIT, check_encoded_size
 from renlian.api.services import ServicesDep, log_id
@@ -22,7 +22,7 @@ FACE_FIELDS = frozenset(
 )
 MAX_FACES = 50
 
-router = APIRouter(dependencies=[Depends(authenticate)])
+router = APIRouter(dependencies=[Depends(DETECT)])
 
 
 @router.api_route("/rest/2.0/face/v1/detect", methods=["GET", "POST"])

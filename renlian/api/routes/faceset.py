@@ -6,10 +6,10 @@ both methods are served. The SDK sends the photo as `image`, the document says `
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from renlian.api.deps import CallerDep, ParamsDep, authenticate
+from renlian.api.deps import FacesetCaller, ParamsDep
 from renlian.api.envelope import ok
 from renlian.api.params import DEFAULT_IMAGE_LIMIT, Params, check_encoded_size
 from renlian.api.services import Services, ServicesDep, log_id
@@ -21,7 +21,7 @@ PREFIX = "/rest/2.0/face/v2/faceset"
 MAX_PAGE = 1000
 ACTION_TYPES = ("append", "replace")
 
-router = APIRouter(dependencies=[Depends(authenticate)])
+router = APIRouter()
 
 
 async def read_photos(svc: Services, p: Params, *, single: bool) -> list[Photo]:
@@ -51,7 +51,7 @@ def optional_groups(p: Params) -> list[str] | None:
 
 
 @router.api_route(PREFIX + "/user/add", methods=["POST"])
-async def user_add(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def user_add(request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller) -> JSONResponse:
     uid = parse_uid(p.required("uid"))
     user_info = parse_user_info(p.required("user_info"))
     groups = parse_groups(p.required("group_id"))
@@ -71,7 +71,9 @@ async def user_add(request: Request, p: ParamsDep, svc: ServicesDep, caller: Cal
 
 
 @router.api_route(PREFIX + "/user/update", methods=["POST"])
-async def user_update(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def user_update(
+    request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller
+) -> JSONResponse:
     uid = parse_uid(p.required("uid"))
     user_info = p.optional("user_info")
     groups = optional_groups(p)
@@ -92,14 +94,16 @@ async def user_update(request: Request, p: ParamsDep, svc: ServicesDep, caller: 
 
 
 @router.api_route(PREFIX + "/user/delete", methods=["POST"])
-async def user_delete(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def user_delete(
+    request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller
+) -> JSONResponse:
     uid = parse_uid(p.required("uid"))
     await svc.pool.run(svc.library.delete, caller.app_id, uid, optional_groups(p))
     return ok(log_id(request), {})
 
 
 @router.api_route(PREFIX + "/user/get", methods=["GET", "POST"])
-async def user_get(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def user_get(request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller) -> JSONResponse:
     uid = parse_uid(p.required("uid"))
     groups = optional_groups(p)
     records = [r for r in svc.library.user(caller.app_id, uid) if groups is None or r.group_id in groups]
@@ -110,14 +114,18 @@ async def user_get(request: Request, p: ParamsDep, svc: ServicesDep, caller: Cal
 
 
 @router.api_route(PREFIX + "/group/getlist", methods=["GET", "POST"])
-async def group_getlist(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def group_getlist(
+    request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller
+) -> JSONResponse:
     start, count = page(p)
     groups = svc.library.store.groups(caller.app_id, start, count)
     return ok(log_id(request), {"result_num": len(groups), "result": groups})
 
 
 @router.api_route(PREFIX + "/group/getusers", methods=["GET", "POST"])
-async def group_getusers(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def group_getusers(
+    request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller
+) -> JSONResponse:
     group = single_group(p, "group_id")
     start, count = page(p)
     if not svc.library.store.group_exists(caller.app_id, group):
@@ -135,7 +143,9 @@ def single_group(p: Params, name: str) -> str:
 
 
 @router.api_route(PREFIX + "/group/adduser", methods=["POST"])
-async def group_adduser(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def group_adduser(
+    request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller
+) -> JSONResponse:
     uid = parse_uid(p.required("uid"))
     targets = parse_groups(p.required("group_id"))
     source = single_group(p, "src_group_id")
@@ -145,7 +155,7 @@ async def group_adduser(request: Request, p: ParamsDep, svc: ServicesDep, caller
 
 @router.api_route(PREFIX + "/group/deleteuser", methods=["POST"])
 async def group_deleteuser(
-    request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep
+    request: Request, p: ParamsDep, svc: ServicesDep, caller: FacesetCaller
 ) -> JSONResponse:
     uid = parse_uid(p.required("uid"))
     groups = parse_groups(p.required("group_id"))

@@ -8,7 +8,7 @@ from itertools import combinations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from renlian.api.deps import ParamsDep, authenticate
+from renlian.api.deps import MATCH, ParamsDep
 from renlian.api.envelope import ok
 from renlian.api.params import MATCH_IMAGES_LIMIT, check_encoded_size
 from renlian.api.services import ServicesDep, log_id
@@ -23,7 +23,7 @@ MAX_IMAGES = 10
 EXT_FIELDS = frozenset({"qualities"})
 LIVENESS = "faceliveness"
 
-router = APIRouter(dependencies=[Depends(authenticate)])
+router = APIRouter(dependencies=[Depends(MATCH)])
 
 
 @router.api_route("/rest/2.0/face/v2/match", methods=["GET", "POST"])

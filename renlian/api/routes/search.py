@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from renlian.api.deps import CallerDep, ParamsDep, authenticate
+from renlian.api.deps import IdentifyCaller, ParamsDep, VerifyCaller
 from renlian.api.envelope import ok
 from renlian.api.params import DEFAULT_IMAGE_LIMIT, Params, check_encoded_size
 from renlian.api.services import Services, ServicesDep, log_id
@@ -19,7 +19,7 @@ EXT_FIELDS = frozenset({"faceliveness"})
 MAX_USER_TOP = 5
 MAX_TOP = 100
 
-router = APIRouter(dependencies=[Depends(authenticate)])
+router = APIRouter()
 
 
 async def probe(svc: Services, p: Params) -> BGRImage:
@@ -32,7 +32,7 @@ async def probe(svc: Services, p: Params) -> BGRImage:
 
 
 @router.api_route("/rest/2.0/face/v2/identify", methods=["POST"])
-async def identify(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def identify(request: Request, p: ParamsDep, svc: ServicesDep, caller: IdentifyCaller) -> JSONResponse:
     groups = parse_groups(p.required("group_id"))
     top = p.uint("user_top_num", 1, minimum=1, maximum=MAX_USER_TOP)
     pixels = await probe(svc, p)
@@ -51,7 +51,7 @@ async def identify(request: Request, p: ParamsDep, svc: ServicesDep, caller: Cal
 
 
 @router.api_route("/rest/2.0/face/v2/verify", methods=["POST"])
-async def verify(request: Request, p: ParamsDep, svc: ServicesDep, caller: CallerDep) -> JSONResponse:
+async def verify(request: Request, p: ParamsDep, svc: ServicesDep, caller: VerifyCaller) -> JSONResponse:
     uid = parse_uid(p.required("uid"))
     groups = parse_groups(p.required("group_id"))
     top = p.uint("top_num", 1, minimum=1, maximum=MAX_TOP)
