@@ -1,0 +1,225 @@
+"""Credentials over real HTTP: OAuth tokens, bce-auth-v1 signatures, app switches and quotas."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import numpy as np
+
+from tests.conftest import Server, b64, create_app, start_server
+
+TOKEN = "/oauth/2.0/token"
+GETLIST = "/rest/2.0/face/v2/faceset/group/getlist"
+DETECT = "/rest/2.0/face/v2/detect"
+
+
+def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "renlian.cli", "apps", *args, "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def grant(server: Server, app: dict[str, str], method: str = "GET", **extra: str) -> httpx.Response:
+    fields = {
+        "grant_type": "client_credentials",
+        "client_id": app["api_key"],
+        "client_secret": app["secret_key"],
+    }
+    fields.update(extra)
+    if method == "GET":
+        return httpx.get(server.base_url + TOKEN, params=fields)
+    return httpx.post(server.base_url + TOKEN, data=fields)
+
+
+def error_code(response: httpx.Response) -> Any:
+    return response.json().get("error_code")
+
+
+def test_token_endpoint_get_and_post(server: Server) -> None:
+    for method in ("GET", "POST"):
+        body = grant(server, server.app, method).json()
+        assert set(body) == {"access_token", "expires_in", "refresh_token", "scope"}
+        assert body["expires_in"] == 30 * 24 * 3600
+        assert "brain_all_scope" in body["scope"].split(" ")
+        assert body["access_token"].startswith("24.") and body["access_token"].endswith(
+            "." + server.app["app_id"]
+        )
+        assert error_code(server.post(GETLIST, token=body["access_token"])) is None
+
+
+def test_token_errors_in_baidu_oauth_shape(server: Server) -> None:
+    wrong = grant(server, {**server.app, "secret_key": "x" * 32})
+    assert wrong.status_code == 401
+    assert wrong.json() == {"error": "invalid_client", "error_description": "Client authentication failed"}
+    unknown = grant(server, {**server.app, "api_key": "nobody"})
+    assert unknown.json() == {"error": "invalid_client", "error_description": "unknown client id"}
+    bad_grant = grant(server, server.app, grant_type="password")
+    assert (bad_grant.status_code, bad_grant.json()["error"]) == (400, "unsupported_grant_type")
+    missing = httpx.get(server.base_url + TOKEN, params={"grant_type": "client_credentials"})
+    assert missing.json()["error"] == "invalid_request"
+
+
+def test_refresh_token_grant(server: Server) -> None:
+    first = grant(server, server.app).json()
+    refreshed = httpx.post(
+        server.base_url + TOKEN, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    ).json()
+    assert refreshed["access_token"] != first["access_token"]
+    assert error_code(server.post(GETLIST, token=refreshed["access_token"])) is None
+    bogus = httpx.post(server.base_url + TOKEN, data={"grant_type": "refresh_token", "refresh_token": "25.x"})
+    assert bogus.status_code == 401
+
+
+def test_missing_unknown_and_expired_tokens(server: Server) -> None:
+    assert error_code(httpx.post(server.base_url + GETLIST)) == 100
+    assert error_code(server.post(GETLIST, token="24.not-a-token")) == 110
+    token = grant(server, server.app).json()["access_token"]
+    db = sqlite3.connect(server.data_dir / "renlian.sqlite3")
+    with db:
+        db.execute(
+            "UPDATE tokens SET expires_at = 1 WHERE token_sha256 = ?",
+            (hashlib.sha256(token.encode()).hexdigest(),),
+        )
+    assert error_code(server.post(GETLIST, token=token)) == 111
+    # A token in the form body works like one in the query string.
+    fresh = grant(server, server.app).json()["access_token"]
+    assert error_code(httpx.post(server.base_url + GETLIST, data={"access_token": fresh})) is None
+
+
+def signed_headers(
+    app: dict[str, str], method: str, path: str, query: dict[str, str], host: str, when: datetime
+) -> dict[str, str]:
+    """bce-auth-v1 headers computed the way baidu-aip's AipBase._getAuthHeaders computes them."""
+    timestamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    headers = {"Host": host, "x-bce-date": timestamp}
+    scope = f"bce-auth-v1/{app['api_key']}/{timestamp}/1800"
+    signing_key = hmac.new(app["secret_key"].encode(), scope.encode(), hashlib.sha256).hexdigest()
+    canonical_headers = "\n".join(
+        sorted(f"{quote(k.strip(), '').lower()}:{quote(v.strip(), '')}" for k, v in headers.items())
+    )
+    canonical = "\n".join(
+        [
+            method,
+            quote(path),
+            "&".join(sorted(urlencode(query).split("&"))) if query else "",
+            canonical_headers,
+        ]
+    )
+    signature = hmac.new(signing_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = f"{scope}/host;x-bce-date/{signature}"
+    return headers
+
+
+def signed_post(
+    server: Server,
+    app: dict[str, str],
+    *,
+    host: str = "127.0.0.1",
+    age: float = 0,
+    send_host: str | None = None,
+    secret: str | None = None,
+) -> httpx.Response:
+    query = {"aipSdk": "python", "aipVersion": "1_6_7"}
+    when = datetime.now(UTC) - timedelta(seconds=age)
+    headers = signed_headers(
+        {**app, "secret_key": secret or app["secret_key"]}, "POST", GETLIST, query, host, when
+    )
+    if send_host:
+        headers["Host"] = send_host
+    return httpx.post(server.base_url + GETLIST, params=query, headers=headers)
+
+
+def test_bce_auth_v1_signatures(server: Server) -> None:
+    app = server.app
+    assert error_code(signed_post(server, app)) is None
+    assert error_code(signed_post(server, app, secret="y" * 32)) == 110
+    assert error_code(signed_post(server, {**app, "api_key": "unknown"})) == 110
+    assert error_code(signed_post(server, app, age=3600)) == 111  # older than its 1800 s window
+    assert error_code(signed_post(server, app, age=-900)) == 111  # further ahead than the 300 s skew
+    assert error_code(signed_post(server, app, age=-60)) is None  # small skew is tolerated
+    # The host the client signed must be the host it sent.
+    assert error_code(signed_post(server, app, send_host="attacker.example")) == 110
+    malformed = httpx.post(server.base_url + GETLIST, headers={"authorization": "bce-auth-v1/only/three"})
+    assert error_code(malformed) == 100
+    no_host = httpx.post(
+        server.base_url + GETLIST,
+        headers={"authorization": f"bce-auth-v1/{app['api_key']}/2026-01-01T00:00:00Z/1800/x-bce-date/abc"},
+    )
+    assert error_code(no_host) == 100
+
+
+def test_rotating_the_secret_revokes_tokens(server: Server) -> None:
+    app = create_app(server.data_dir, "rotating")
+    token = server.token_for(app)
+    assert error_code(server.post(GETLIST, token=token)) is None
+    cli(server, "rotate-secret", app["app_id"])
+    assert error_code(server.post(GETLIST, token=token)) == 110
+    assert grant(server, app).status_code == 401
+
+
+def test_a_closed_capability_is_216015(server: Server, astronaut: np.ndarray) -> None:
+    app = create_app(server.data_dir, "closing")
+    token = server.token_for(app)
+    cli(server, "set", app["app_id"], "--close", "detect")
+    assert error_code(server.post(DETECT, {"image": b64(astronaut)}, token=token)) == 216015
+    assert error_code(server.post(GETLIST, token=token)) is None  # other capabilities stay open
+    cli(server, "set", app["app_id"], "--open", "detect")
+    assert error_code(server.post(DETECT, {"image": b64(astronaut)}, token=token)) is None
+
+
+def test_apps_cli_lists_and_deletes(server: Server) -> None:
+    app = create_app(server.data_dir, "short_lived")
+    listed = cli(server, "list").stdout
+    assert app["api_key"] in listed and '"name": "short_lived"' in listed
+    token = server.token_for(app)
+    cli(server, "delete", app["app_id"])
+    assert error_code(server.post(GETLIST, token=token)) == 110
+    assert app["api_key"] not in cli(server, "list").stdout
+
+
+def test_quotas_and_their_persistence(tmp_path: Path, astronaut: np.ndarray) -> None:
+    first = start_server(tmp_path, {"RENLIAN_MAX_CONCURRENT_REQUESTS": "1"})
+    app = first.app
+    try:
+        cli(first, "set", app["app_id"], "--qps", "2")
+        codes = [error_code(first.post(GETLIST)) for _ in range(3)]
+        assert codes[:2] == [None, None] and codes[2] == 18
+        # Two requests counted so far (the refused one is not): a daily quota of 5 allows 3 more.
+        cli(first, "set", app["app_id"], "--qps", "0", "--daily", "5")
+        assert [error_code(first.post(GETLIST)) for _ in range(4)] == [None, None, None, 17]
+        # One request at a time: a second one while a slow detect runs is refused with 4.
+        cli(first, "set", app["app_id"], "--daily", "0")
+        nine = {"image": b64(np.tile(astronaut, (3, 3, 1))), "max_face_num": "9", "face_fields": "landmark"}
+        results: list[Any] = []
+        slow = threading.Thread(target=lambda: results.append(error_code(first.post(DETECT, nine))))
+        slow.start()
+        refused = []
+        while slow.is_alive():
+            refused.append(error_code(first.post(GETLIST)))
+        slow.join()
+        assert results == [None] and 4 in refused
+        cli(first, "set", app["app_id"], "--daily", "5")
+    finally:
+        first.stop()
+    # Daily and total counts survive a restart: the day's quota is still used up.
+    second = start_server(tmp_path, app=app)
+    try:
+        assert error_code(second.post(GETLIST)) == 17
+        cli(second, "set", app["app_id"], "--daily", "0", "--total", "1")
+        assert error_code(second.post(GETLIST)) == 19
+    finally:
+        second.stop()
