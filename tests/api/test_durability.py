@@ -96,6 +96,8 @@ def test_sigkill_during_concurrent_enrolment_loses_no_acknowledged_face(
     consistent(tmp_path / "data" / "renlian.sqlite3")
     restarted = start_server(tmp_path, app=server.app)
     try:
+        # Tokens survive the restart too: the one issued before the crash still works.
+        assert "error_code" not in restarted.call(USERS, token=server.token, group_id="crash")
         for uid in acknowledged:
             body = restarted.call(GET, uid=uid)
             assert body["result"] == [{"uid": uid, "user_info": uid, "group_id": "crash"}], body
