@@ -28,9 +28,10 @@ def point_sdk(client: Client, base_url: str) -> Client:
     pointed = 0
     for cls in type(client).__mro__:
         for name, value in vars(cls).items():
-            if name.startswith("_Aip") and name.endswith("Url") and isinstance(value, str) and value.startswith(BAIDU):
+            endpoint = name.startswith("_Aip") and name.endswith("Url")
+            if endpoint and isinstance(value, str) and value.startswith(BAIDU):
                 setattr(client, name, base + value[len(BAIDU) :])
                 pointed += 1
     if pointed == 0:
-        raise TypeError(f"{type(client).__name__} has no Baidu endpoint URLs to point; is it a baidu-aip client?")
+        raise TypeError(f"{type(client).__name__} has no Baidu endpoint URLs; is it a baidu-aip client?")
     return client
