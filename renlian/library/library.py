@@ -177,15 +177,10 @@ class FaceLibrary:
             with index.lock:
                 found.extend((group, hit) for hit in index.search(query, users, faces_per_user=5))
         found.sort(key=lambda item: -item[1].scores[0])
-        found = found[:users]
-        hits: list[GroupHit] = []
-        for group in dict.fromkeys(group for group, _ in found):
-            infos = self.store.user_infos(app_id, group, [hit.uid for g, hit in found if g == group])
-            hits.extend(
-                GroupHit(g, hit.uid, infos.get(hit.uid, ""), hit.scores) for g, hit in found if g == group
-            )
-        hits.sort(key=lambda hit: -hit.scores[0])
-        return hits
+        return [
+            GroupHit(group, hit.uid, self.store.user_info(app_id, group, hit.uid) or "", hit.scores)
+            for group, hit in found[:users]
+        ]
 
     def verify(self, app_id: str, uid: str, groups: list[str], pixels: BGRImage) -> list[float]:
         """Cosines of the uid's faces in `groups` against the photo's largest face, best first."""

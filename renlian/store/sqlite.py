@@ -301,13 +301,16 @@ class SQLiteStore:
         )
         return [UserRecord(*row) for row in rows]
 
-    def user_infos(self, app_id: str, group_id: str, uids: list[str]) -> dict[str, str]:
-        marks = ",".join("?" * len(uids))
-        rows = self.reader().execute(
-            f"SELECT uid, user_info FROM users WHERE app_id = ? AND group_id = ? AND uid IN ({marks})",
-            (app_id, group_id, *uids),
+    def user_info(self, app_id: str, group_id: str, uid: str) -> str | None:
+        row = (
+            self.reader()
+            .execute(
+                "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
+                (app_id, group_id, uid),
+            )
+            .fetchone()
         )
-        return dict(rows.fetchall())
+        return str(row[0]) if row else None
 
     def groups(self, app_id: str, start: int, count: int) -> list[str]:
         rows = self.reader().execute(
