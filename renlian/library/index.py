@@ -8,6 +8,7 @@ the lock only to copy rows in, never while a photo is being embedded.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from renlian.store.base import FaceChanges, StoredFace
+from renlian.store.base import FaceChanges
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,28 @@ class GroupIndex:
     def __len__(self) -> int:
         return len(self._face_ids)
 
+    def extend(self, face_ids: list[int], uids: list[str], vectors: NDArray[np.float32]) -> None:
+        """Append many rows at once: how the index is loaded at start-up."""
+        start = len(self._face_ids)
+        self._reserve(start + len(face_ids))
+        self._vectors[start : start + len(face_ids)] = vectors
+        self._face_ids.extend(face_ids)
+        self._uids.extend(uids)
+        for row, (face_id, uid) in enumerate(zip(face_ids, uids, strict=True), start=start):
+            self._row_of[face_id] = row
+            self._faces_of.setdefault(uid, set()).add(face_id)
+
+    def _reserve(self, rows: int) -> None:
+        # Grow by half rather than double: the old and new arrays coexist while copying, and at
+        # 300,000 x 512 floats each one is 600 MB.
+        if rows > len(self._vectors):
+            grown = np.zeros((max(rows, len(self._vectors) * 3 // 2), self._vectors.shape[1]), np.float32)
+            grown[: len(self._face_ids)] = self._vectors[: len(self._face_ids)]
+            self._vectors = grown
+
     def add(self, face_id: int, uid: str, vector: NDArray[np.float32]) -> None:
         row = len(self._face_ids)
-        if row == len(self._vectors):
-            grown = np.zeros((2 * row, self._vectors.shape[1]), np.float32)
-            grown[:row] = self._vectors
-            self._vectors = grown
+        self._reserve(row + 1)
         self._vectors[row] = vector
         self._face_ids.append(face_id)
         self._uids.append(uid)
@@ -115,12 +132,14 @@ class FaceIndex:
         with self._lock:
             return self._groups.setdefault((app_id, group_id), GroupIndex(self.dim))
 
-    def load(self, faces: Iterable[StoredFace]) -> int:
+    def load(self, rows: Iterable[tuple[str, str, int, str, bytes]]) -> int:
+        """Load (app_id, group_id, face_id, uid, float32 bytes) rows, sorted by app and group."""
         loaded = 0
-        for face in faces:
-            if face.model == self.model:
-                self._group_for_write(face.app_id, face.group_id).add(face.face_id, face.uid, face.embedding)
-                loaded += 1
+        for (app_id, group_id), group_rows in itertools.groupby(rows, key=lambda row: (row[0], row[1])):
+            _, _, face_ids, uids, blobs = zip(*group_rows, strict=True)
+            vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(face_ids), self.dim)
+            self._group_for_write(app_id, group_id).extend(list(face_ids), list(uids), vectors)
+            loaded += len(face_ids)
         return loaded
 
     def apply(self, changes: FaceChanges) -> None:

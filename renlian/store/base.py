@@ -91,8 +91,11 @@ class FaceStore(Protocol):
 
     def group_users(self, app_id: str, group_id: str, start: int, count: int) -> list[UserRecord]: ...
 
-    def faces(self, model: str | None = None) -> Iterator[StoredFace]:
-        """Every stored face (of one model, if given), in enrolment order: what the index loads."""
+    def faces(self, model: str | None = None) -> Iterator[StoredFace]: ...
+
+    def embeddings(self, model: str) -> Iterator[tuple[str, str, int, str, bytes]]:
+        """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`, by app and group:
+        what the search index loads at start-up."""
         ...
 
     def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]: ...

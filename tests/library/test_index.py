@@ -65,3 +65,25 @@ def test_face_index_applies_changes_per_app_and_group() -> None:
     assert len(group_a) == 1 and len(group_b) == 1
     index.apply(FaceChanges([], [("app_a", "g", 1)]))
     assert len(group_a) == 0 and len(group_b) == 1 and index.face_count() == 1
+
+
+def test_bulk_load_answers_like_one_by_one_adds() -> None:
+    rng = np.random.default_rng(3)
+    vectors = unit(rng, 300)
+    rows = [("app", f"g{i % 2}", i, f"u{i % 50}", vectors[i].astype("<f4").tobytes()) for i in range(300)]
+    rows.sort(key=lambda row: (row[0], row[1], row[2]))
+    loaded = FaceIndex("mbf", 32)
+    assert loaded.load(rows) == 300
+    added = FaceIndex("mbf", 32)
+    added.apply(FaceChanges([StoredFace(r[2], r[0], r[1], r[3], "mbf", vectors[r[2]]) for r in rows], []))
+    for query in unit(rng, 5):
+        for group in ("g0", "g1"):
+            a, b = loaded.group("app", group), added.group("app", group)
+            assert a is not None and b is not None
+            assert a.search(query, 5, 2) == b.search(query, 5, 2)
+    # Rows added after a bulk load land after it; removing a loaded row works.
+    g0 = loaded.group("app", "g0")
+    assert g0 is not None
+    g0.add(1000, "late", vectors[0])
+    g0.remove(0)
+    assert len(g0) == 150 and g0.search(vectors[0], 1, 1)[0].uid == "late"
