@@ -294,7 +294,7 @@ def in_process(path: Path, app_id: str, model: str, dim: int, real: RealFace) ->
     read_s = time.perf_counter() - start
     index = FaceIndex(model, dim)
     start = time.perf_counter()
-    index.load(rows)
+    index.load(rows, store.group_sizes(model))
     build_s = time.perf_counter() - start
     store.close()
     del rows

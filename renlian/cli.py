@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -91,6 +92,8 @@ def import_photos(args: argparse.Namespace) -> int:
     if not args.folder.is_dir():
         raise CommandError(f"{args.folder} is not a folder")
     app_id = _existing_app(settings, args.app).app_id
+    # A batch wants throughput, not latency: one photo per core at a time, one thread each.
+    settings = settings.model_copy(update={"threads_per_worker": 1, "inference_workers": os.cpu_count() or 1})
     library = _library(settings)
     limits = ImageLimits(settings.max_image_pixels, settings.max_image_side, settings.min_image_side)
     report = import_tree(

@@ -87,7 +87,7 @@ class FaceLibrary:
         embedder = analyzer.embedder
         self.index = FaceIndex(embedder.name, embedder.dim)
         started = time.perf_counter()
-        loaded = self.index.load(store.embeddings(embedder.name))
+        loaded = self.index.load(store.embeddings(embedder.name), store.group_sizes(embedder.name))
         stale = store.count_stale(embedder.name)
         logger.info("face index: %d faces loaded in %.2f s", loaded, time.perf_counter() - started)
         if stale:

@@ -94,8 +94,12 @@ class FaceStore(Protocol):
     def faces(self, model: str | None = None) -> Iterator[StoredFace]: ...
 
     def embeddings(self, model: str) -> Iterator[tuple[str, str, int, str, bytes]]:
-        """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`, by app and group:
-        what the search index loads at start-up."""
+        """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`: what the search
+        index loads at start-up."""
+        ...
+
+    def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
+        """How many faces of `model` each (app_id, group_id) holds."""
         ...
 
     def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]: ...

@@ -364,12 +364,18 @@ class SQLiteStore:
             yield StoredFace(face_id, app_id, group_id, uid, face_model, _vector(blob))
 
     def embeddings(self, model: str) -> Iterator[tuple[str, str, int, str, bytes]]:
-        """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`, by app and group."""
+        """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`, in table order
+        (a sequential scan: several times faster than reading it in group order)."""
         yield from self.reader().execute(
-            "SELECT app_id, group_id, face_id, uid, embedding FROM faces WHERE model = ? "
-            "ORDER BY app_id, group_id, face_id",
+            "SELECT app_id, group_id, face_id, uid, embedding FROM faces WHERE model = ? ORDER BY face_id",
             (model,),
         )
+
+    def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
+        rows = self.reader().execute(
+            "SELECT app_id, group_id, COUNT(*) FROM faces WHERE model = ? GROUP BY app_id, group_id", (model,)
+        )
+        return {(app_id, group_id): count for app_id, group_id, count in rows}
 
     def count_stale(self, model: str) -> int:
         """Faces embedded by another model than `model`: invisible to search until reindexed."""

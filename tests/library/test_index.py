@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from renlian.library import index as index_module
 from renlian.library.index import FaceIndex, GroupIndex
 from renlian.store.base import FaceChanges, StoredFace
 
@@ -67,13 +69,14 @@ def test_face_index_applies_changes_per_app_and_group() -> None:
     assert len(group_a) == 0 and len(group_b) == 1 and index.face_count() == 1
 
 
-def test_bulk_load_answers_like_one_by_one_adds() -> None:
+@pytest.mark.parametrize("block", [7, 4096])
+def test_bulk_load_answers_like_one_by_one_adds(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "LOAD_BLOCK", block)
     rng = np.random.default_rng(3)
     vectors = unit(rng, 300)
     rows = [("app", f"g{i % 2}", i, f"u{i % 50}", vectors[i].astype("<f4").tobytes()) for i in range(300)]
-    rows.sort(key=lambda row: (row[0], row[1], row[2]))
     loaded = FaceIndex("mbf", 32)
-    assert loaded.load(rows) == 300
+    assert loaded.load(rows, {("app", "g0"): 150, ("app", "g1"): 150}) == 300
     added = FaceIndex("mbf", 32)
     added.apply(FaceChanges([StoredFace(r[2], r[0], r[1], r[3], "mbf", vectors[r[2]]) for r in rows], []))
     for query in unit(rng, 5):
