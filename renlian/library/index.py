@@ -1,7 +1,8 @@
 """Exact cosine search, per group, held in memory and updated in place on every write.
 
-Exact search has perfect recall, and a matrix-vector product over 300,000 512-d rows takes about
-10 ms on two cores, which approximate indexes (84-92% recall at that size, DESIGN.md) cannot justify.
+Exact search has perfect recall, which approximate indexes (84-92% at 300,000 faces, DESIGN.md)
+do not. Its cost is reading every embedding once per search: at 300,000 x 512 floats that is
+600 MB and about 45 ms on two cores, bound by memory bandwidth (docs/benchmarks.md).
 Each group has its own lock: a search waits only for a write to the same group, and a write holds
 the lock only to copy rows in, never while a photo is being embedded.
 """
