@@ -59,6 +59,9 @@ class AlignedCrops(FaceAnalyzer):
     def enrolment_face(self, image: BGRImage) -> tuple[Embedding, BGRImage]:
         return self.embedder.embed(image), image
 
+    def probe(self, image: BGRImage, *, liveness: bool) -> tuple[Embedding, float | None]:
+        return self.embedder.embed(image), None
+
 
 @dataclass
 class Tally:
@@ -155,7 +158,7 @@ def evaluate_set(model: FaceAnalyzer, name: str, recognizer: str) -> Tally:
             else:
                 tally.known += 1
             try:
-                hits = library.identify(APP, [GROUP], photo_pixels(model, sample, aligned), 1)
+                hits, _ = library.identify(APP, [GROUP], photo_pixels(model, sample, aligned), 1)
             except FaceApiError:
                 # No face found: a known probe is a miss, an unknown one raises no alarm.
                 tally.no_face += 1

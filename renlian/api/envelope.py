@@ -42,3 +42,12 @@ def error(log_id: int, exc: FaceApiError) -> JSONResponse:
     if exc.detail:
         body["error_detail"] = exc.detail
     return JSONResponse(body)
+
+
+# The ext_fields / image_liveness word that asks for a liveness score.
+LIVENESS = "faceliveness"
+
+
+def format_liveness(score: float) -> str:
+    """Baidu sends liveness scores as strings ("0.9999"); "0" marks an image that was not checked."""
+    return f"{score:.4f}"

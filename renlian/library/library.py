@@ -163,37 +163,44 @@ class FaceLibrary:
             raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled")
         return records
 
-    def identify(self, app_id: str, groups: list[str], pixels: BGRImage, users: int) -> list[GroupHit]:
-        """The best `users` (group, uid) records across `groups` for the photo's largest face."""
+    def identify(
+        self, app_id: str, groups: list[str], pixels: BGRImage, users: int, *, liveness: bool = False
+    ) -> tuple[list[GroupHit], float | None]:
+        """The best `users` (group, uid) records across `groups` for the photo's largest face, and
+        that face's liveness score if asked for."""
         indexes = []
         for group in groups:
             index = self.index.group(app_id, group)
             if index is None or len(index) == 0:
                 raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
             indexes.append((group, index))
-        query = self.analyzer.embed_largest(pixels)
+        query, live = self.analyzer.probe(pixels, liveness=liveness)
         found: list[tuple[str, UserHit]] = []
         for group, index in indexes:
             with index.lock:
                 found.extend((group, hit) for hit in index.search(query, users, faces_per_user=5))
         found.sort(key=lambda item: -item[1].scores[0])
-        return [
+        hits = [
             GroupHit(group, hit.uid, self.store.user_info(app_id, group, hit.uid) or "", hit.scores)
             for group, hit in found[:users]
         ]
+        return hits, live
 
-    def verify(self, app_id: str, uid: str, groups: list[str], pixels: BGRImage) -> list[float]:
-        """Cosines of the uid's faces in `groups` against the photo's largest face, best first."""
+    def verify(
+        self, app_id: str, uid: str, groups: list[str], pixels: BGRImage, *, liveness: bool = False
+    ) -> tuple[list[float], float | None]:
+        """Cosines of the uid's faces in `groups` against the photo's largest face, best first, and
+        that face's liveness score if asked for."""
         indexes = [(g, self.index.group(app_id, g)) for g in groups]
         present = [index for _, index in indexes if index is not None]
-        query = self.analyzer.embed_largest(pixels)
+        query, live = self.analyzer.probe(pixels, liveness=liveness)
         scores: list[float] = []
         for index in present:
             with index.lock:
                 scores.extend(index.user_scores(query, uid))
         if not scores:
             raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in {','.join(groups)}")
-        return sorted(scores, reverse=True)
+        return sorted(scores, reverse=True), live
 
     def reindex(self, batch: int = 64) -> int:
         """Embed again, from the kept crops, every face made by another model than the current one."""

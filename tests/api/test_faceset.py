@@ -96,7 +96,10 @@ def test_identify_errors(call: Call, group: str, photos: dict[str, str]) -> None
     assert code(call(IDENTIFY, group_id=f"{group},empty_{group[2:]}", image=photos["collins"])) == 216618
     assert code(call(IDENTIFY, image=photos["collins"])) == 216101
     liveness = call(IDENTIFY, group_id=group, image=photos["collins"], ext_fields="faceliveness")
-    assert liveness["result_num"] == 1
+    assert liveness["result_num"] == 1 and 0 <= float(liveness["ext_info"][0]["faceliveness"]) <= 1
+    verified = call(VERIFY, uid="collins", group_id=group, image=photos["collins"], ext_fields="faceliveness")
+    assert verified["ext_info"] == liveness["ext_info"]  # the same probe photo, the same score
+    assert "ext_info" not in call(IDENTIFY, group_id=group, image=photos["collins"])
 
 
 def test_identify_across_groups(call: Call, group: str, photos: dict[str, str]) -> None:

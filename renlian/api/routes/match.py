@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from itertools import combinations
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from renlian.api.deps import MATCH, ParamsDep
-from renlian.api.envelope import ok
+from renlian.api.envelope import LIVENESS, format_liveness, ok
 from renlian.api.params import MATCH_IMAGES_LIMIT, check_encoded_size
 from renlian.api.services import ServicesDep, log_id
 from renlian.errors import ErrorCode, FaceApiError
@@ -18,10 +19,8 @@ from renlian.vision.recognizer import Embedding
 from renlian.vision.score import similarity_score
 
 MAX_IMAGES = 10
-# Accepted and validated, not served yet: quality and liveness need models of their own
-# (docs/compat.md).
+# Accepted and validated; qualities are not served yet (docs/compat.md).
 EXT_FIELDS = frozenset({"qualities"})
-LIVENESS = "faceliveness"
 
 router = APIRouter(dependencies=[Depends(MATCH)])
 
@@ -36,34 +35,40 @@ async def match(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONRespons
     if len(images) > MAX_IMAGES:
         raise FaceApiError(ErrorCode.PARAM_TOO_LONG, f"at most {MAX_IMAGES} images per request")
     p.choices("ext_fields", EXT_FIELDS)
-    _check_liveness_request(p.optional("image_liveness"), len(images))
+    checked = liveness_positions(p.optional("image_liveness"), len(images))
 
-    def embed(index: int) -> Embedding:
+    def probe(index: int) -> tuple[Embedding, float | None]:
         try:
-            return svc.analyzer.embed_largest(svc.decode(images[index]))
+            return svc.analyzer.probe(svc.decode(images[index]), liveness=index in checked)
         except FaceApiError as exc:
             raise FaceApiError(exc.error, f"image {index}: {exc.detail or exc.error.message}") from exc
 
-    embeddings = await asyncio.gather(*(svc.pool.run(embed, i) for i in range(len(images))))
+    probes = await asyncio.gather(*(svc.pool.run(probe, i) for i in range(len(images))))
     recognizer = svc.analyzer.embedder.name
     result = [
         {
             "index_i": i,
             "index_j": j,
-            "score": similarity_score(float(embeddings[i] @ embeddings[j]), recognizer),
+            "score": similarity_score(float(probes[i][0] @ probes[j][0]), recognizer),
         }
         for i, j in combinations(range(len(images)), 2)
     ]
-    return ok(log_id(request), {"result_num": len(result), "result": result})
+    body: dict[str, Any] = {"result_num": len(result), "result": result}
+    if checked:
+        # One entry per image, "0" where the image was not checked: "0,0.9999" in Baidu's example.
+        scores = ",".join("0" if live is None else format_liveness(live) for _, live in probes)
+        body["ext_info"] = [{LIVENESS: scores}]
+    return ok(log_id(request), body)
 
 
-def _check_liveness_request(value: str | None, image_count: int) -> None:
+def liveness_positions(value: str | None, image_count: int) -> set[int]:
     """image_liveness names, per image position, whether to check it: "faceliveness" or nothing."""
     if not value:
-        return
-    entries = value.split(",")
-    if len(entries) > image_count or any(entry.strip() not in ("", LIVENESS) for entry in entries):
+        return set()
+    entries = [entry.strip() for entry in value.split(",")]
+    if len(entries) > image_count or any(entry not in ("", LIVENESS) for entry in entries):
         raise FaceApiError(
             ErrorCode.INVALID_PARAM,
             'image_liveness must be like "faceliveness,faceliveness" or ",faceliveness"',
         )
+    return {i for i, entry in enumerate(entries) if entry == LIVENESS}

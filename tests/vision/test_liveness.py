@@ -1,0 +1,67 @@
+"""The liveness scorer: a real score in [0, 1], lower for a re-shot print, and a verified weight file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from renlian.models.cache import ModelCacheError, verify_file
+from renlian.models.registry import BUNDLED
+from renlian.vision.analyzer import FaceAnalyzer
+
+
+def photo_of_photo(image: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The portrait printed on paper with a white border, held up slightly tilted in front of a wall
+    and photographed again: softer, flatter in contrast, with paper grain and a perspective warp."""
+    rng = np.random.default_rng(seed)
+    height, width = image.shape[:2]
+    printed = cv2.GaussianBlur(image, (0, 0), 1.5).astype(np.float32)
+    printed = printed * 0.75 + 40 + rng.normal(0, 6, printed.shape)  # ink on paper: less range, grain
+    border = width // 10
+    paper = np.full((height + 2 * border, width + 2 * border, 3), 232, np.float32)
+    paper[border : border + height, border : border + width] = printed
+    scene = np.empty((int(height * 1.3), int(width * 1.3), 3), np.float32)
+    scene[:] = np.linspace(70, 120, scene.shape[1], dtype=np.float32)[None, :, None]
+    ph, pw = paper.shape[:2]
+    sh, sw = scene.shape[:2]
+    source = np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32)
+    target = np.array(
+        [[sw * 0.12, sh * 0.08], [sw * 0.86, sh * 0.12], [sw * 0.9, sh * 0.93], [sw * 0.1, sh * 0.9]],
+        np.float32,
+    )
+    warp = cv2.getPerspectiveTransform(source, target)
+    cv2.warpPerspective(paper, warp, (sw, sh), dst=scene, borderMode=cv2.BORDER_TRANSPARENT)
+    reshot = cv2.GaussianBlur(scene, (0, 0), 0.8) + rng.normal(0, 3, scene.shape)
+    return np.clip(reshot, 0, 255).astype(np.uint8)
+
+
+def score(analyzer: FaceAnalyzer, image: np.ndarray) -> float:
+    return analyzer.liveness(image, analyzer.largest_face(image))
+
+
+def test_scores_are_probabilities(analyzer: FaceAnalyzer, astronaut: np.ndarray, hopper: np.ndarray) -> None:
+    for image in (astronaut, hopper, np.ascontiguousarray(astronaut[:, ::-1])):
+        assert 0.0 <= score(analyzer, image) <= 1.0
+
+
+def test_a_reshot_print_scores_lower_than_the_photo(
+    analyzer: FaceAnalyzer, astronaut: np.ndarray, hopper: np.ndarray
+) -> None:
+    for image in (astronaut, hopper):
+        assert score(analyzer, photo_of_photo(image)) < score(analyzer, image)
+
+
+def test_the_weight_file_is_verified(tmp_path: Path) -> None:
+    spec = BUNDLED["liveness"]
+    assert verify_file(spec.path, spec.sha256, spec.name) == spec.path
+    tampered = tmp_path / spec.filename
+    shutil.copy(spec.path, tampered)
+    with tampered.open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelCacheError, match="expected"):
+        verify_file(tampered, spec.sha256, spec.name)
+    assert spec.path.with_suffix(".md").is_file()  # the model card ships beside it

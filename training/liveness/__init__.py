@@ -1,0 +1,1 @@
+"""Passive liveness scorer trained on NUAA."""
