@@ -203,10 +203,13 @@ def test_quotas_and_their_persistence(tmp_path: Path, astronaut: np.ndarray) -> 
         assert [error_code(first.post(GETLIST)) for _ in range(4)] == [None, None, None, 17]
         # One request at a time: a second one while a slow detect runs is refused with 4.
         cli(first, "set", app["app_id"], "--daily", "0")
-        nine = {"image": b64(np.tile(astronaut, (3, 3, 1))), "max_face_num": "9", "face_fields": "landmark"}
+        many = {"image": b64(np.tile(astronaut, (4, 4, 1))), "max_face_num": "16", "face_fields": "landmark"}
         results: list[Any] = []
-        slow = threading.Thread(target=lambda: results.append(error_code(first.post(DETECT, nine))))
+        slow = threading.Thread(target=lambda: results.append(error_code(first.post(DETECT, many))))
         slow.start()
+        # Let the detect take the only slot first (it is admitted as soon as its headers arrive,
+        # and then runs for a few hundred milliseconds); only then compete with it.
+        threading.Event().wait(0.05)
         refused = []
         while slow.is_alive():
             refused.append(error_code(first.post(GETLIST)))
