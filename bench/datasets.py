@@ -16,7 +16,7 @@ from PIL import Image
 
 from renlian.models.cache import ModelCache
 from renlian.settings import Settings
-from renlian.vision.analyzer import AnalyzerConfig, FaceAnalyzer, load_analyzer
+from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
 
 DATA = Path(os.environ.get("RENLIAN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 IDENTITY_SETS = ("celeb_aligned112", "orl_faces", "yale_faces")
@@ -43,12 +43,7 @@ def read_bgr(path: Path) -> np.ndarray:
 
 def analyzer(recognizer: str = "mbf", threads: int = 1) -> FaceAnalyzer:
     settings = Settings()
-    config = AnalyzerConfig(
-        recognizer=recognizer,
-        threads=threads,
-        detect_max_side=settings.detect_max_side,
-        detect_score_threshold=settings.detect_score_threshold,
-    )
+    config = settings.analyzer_config(recognizer=recognizer, threads=threads)
     return load_analyzer(ModelCache(settings.model_cache()), config, progress=True)
 
 

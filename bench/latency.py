@@ -28,8 +28,8 @@ import numpy as np
 from bench.datasets import machine, read_bgr, write_section
 from renlian.models.cache import ModelCache
 from renlian.settings import Settings
-from renlian.vision.analyzer import AnalyzerConfig, FaceAnalyzer, load_analyzer
-from renlian.vision.image import ImageLimits, decode_image
+from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
+from renlian.vision.image import decode_image
 from tests.conftest import start_server
 
 PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -98,14 +98,8 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     settings = Settings()
-    config = AnalyzerConfig(
-        recognizer=settings.recognizer,
-        threads=settings.threads_per_worker,
-        detect_max_side=settings.detect_max_side,
-        detect_score_threshold=settings.detect_score_threshold,
-    )
-    analyzer: FaceAnalyzer = load_analyzer(ModelCache(settings.model_cache()), config)
-    limits = ImageLimits(settings.max_image_pixels, settings.max_image_side, settings.min_image_side)
+    analyzer: FaceAnalyzer = load_analyzer(ModelCache(settings.model_cache()), settings.analyzer_config())
+    limits = settings.image_limits()
 
     cases: list[tuple[str, str, dict[str, str], Callable[[], object]]] = []
     for faces in (1, 5):

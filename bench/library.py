@@ -47,7 +47,7 @@ from bench.datasets import analyzer, machine, read_bgr, write_section
 from renlian.library.index import FaceIndex
 from renlian.settings import Settings
 from renlian.store.sqlite import SQLiteStore
-from renlian.vision.image import ImageLimits, decode_image
+from renlian.vision.image import decode_image
 from tests.conftest import Server, create_app, start_server
 
 PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -213,7 +213,7 @@ def real_face(settings: Settings) -> tuple[RealFace, tuple[float, float]]:
     embedding, crop = model.enrolment_face(read_bgr(PHOTOS / "astronaut.jpg"))
     jpeg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
     text = base64.b64encode(data).decode()
-    limits = ImageLimits(settings.max_image_pixels, settings.max_image_side, settings.min_image_side)
+    limits = settings.image_limits()
     model.embed_largest(decode_image(text, limits))  # warm-up: first-run allocations
     samples = []
     for _ in range(20):

@@ -21,8 +21,7 @@ from renlian.settings import Settings
 from renlian.store.base import CAPABILITIES, AppRecord
 from renlian.store.sqlite import SQLiteStore
 from renlian.store.sqlite_apps import SQLiteAppStore
-from renlian.vision.analyzer import AnalyzerConfig, FaceAnalyzer, load_analyzer
-from renlian.vision.image import ImageLimits
+from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
 
 # What `renlian apps create` prints: the interface outside checks rely on.
 APP_CREATED_FIELDS = ("app_id", "name", "api_key", "secret_key")
@@ -54,12 +53,7 @@ def _analyzer_loader(settings: Settings) -> Callable[[], FaceAnalyzer]:
         cache.ensure(models_for(settings.recognizer), progress=sys.stderr.isatty())
     except ModelCacheError as exc:
         raise CommandError(str(exc)) from exc
-    config = AnalyzerConfig(
-        recognizer=settings.recognizer,
-        threads=settings.threads_per_worker,
-        detect_max_side=settings.detect_max_side,
-        detect_score_threshold=settings.detect_score_threshold,
-    )
+    config = settings.analyzer_config()
     return lambda: load_analyzer(cache, config)
 
 
@@ -95,7 +89,7 @@ def import_photos(args: argparse.Namespace) -> int:
     # A batch wants throughput, not latency: one photo per core at a time, one thread each.
     settings = settings.model_copy(update={"threads_per_worker": 1, "inference_workers": os.cpu_count() or 1})
     library = _library(settings)
-    limits = ImageLimits(settings.max_image_pixels, settings.max_image_side, settings.min_image_side)
+    limits = settings.image_limits()
     report = import_tree(
         library,
         app_id,

@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from renlian.vision.analyzer import AnalyzerConfig
+from renlian.vision.image import ImageLimits
+
 RecognizerName = Literal["mbf", "sface"]
 
 
@@ -65,6 +68,18 @@ class Settings(BaseSettings):
 
     def store_path(self) -> Path:
         return self.data_dir / "renlian.sqlite3"
+
+    def analyzer_config(self, *, recognizer: str | None = None, threads: int | None = None) -> AnalyzerConfig:
+        """The models' settings; benches and tests override the recognizer or the thread count."""
+        return AnalyzerConfig(
+            recognizer=recognizer or self.recognizer,
+            threads=threads or self.threads_per_worker,
+            detect_max_side=self.detect_max_side,
+            detect_score_threshold=self.detect_score_threshold,
+        )
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(self.max_image_pixels, self.max_image_side, self.min_image_side)
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ import pytest
 
 from renlian.models.cache import ModelCache
 from renlian.settings import Settings
-from renlian.vision.analyzer import AnalyzerConfig, FaceAnalyzer, load_analyzer
+from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
 
 DATA = Path(__file__).parent / "data"
 
@@ -51,13 +51,7 @@ def hopper() -> np.ndarray:
 def analyzer() -> FaceAnalyzer:
     """The real models from the cache that `renlian models fetch` filled (the test command runs it)."""
     settings = Settings()
-    config = AnalyzerConfig(
-        recognizer=settings.recognizer,
-        threads=1,
-        detect_max_side=settings.detect_max_side,
-        detect_score_threshold=settings.detect_score_threshold,
-    )
-    return load_analyzer(ModelCache(settings.model_cache()), config)
+    return load_analyzer(ModelCache(settings.model_cache()), settings.analyzer_config(threads=1))
 
 
 def _free_port() -> int:

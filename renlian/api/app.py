@@ -27,7 +27,6 @@ from renlian.settings import Settings
 from renlian.store.sqlite import SQLiteStore
 from renlian.store.sqlite_apps import SQLiteAppStore
 from renlian.vision.analyzer import FaceAnalyzer
-from renlian.vision.image import ImageLimits
 
 logger = logging.getLogger("renlian")
 
@@ -52,11 +51,7 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             tokens=tokens,
             guard=Guard(apps, tokens, quotas, settings.max_clock_skew_seconds),
             pool=pool,
-            limits=ImageLimits(
-                max_pixels=settings.max_image_pixels,
-                max_side=settings.max_image_side,
-                min_side=settings.min_image_side,
-            ),
+            limits=settings.image_limits(),
         )
         logger.info(
             "models loaded (recognizer %s); %d inference workers x %d threads",

@@ -18,7 +18,7 @@ import numpy as np
 
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.index import FaceIndex, UserHit
-from renlian.store.base import FaceChanges, FaceStore, NewFace, UserRecord
+from renlian.store.base import FaceStore, NewFace, UserRecord
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import BGRImage
 
@@ -101,9 +101,6 @@ class FaceLibrary:
         assert ok
         return NewFace(photo.sha256, self.analyzer.embedder.name, embedding, jpeg.tobytes())
 
-    def _commit(self, changes: FaceChanges) -> None:
-        self.index.apply(changes)
-
     def add(
         self,
         app_id: str,
@@ -116,7 +113,7 @@ class FaceLibrary:
         require_existing: bool,
     ) -> None:
         faces = [self._new_face(photo) for photo in photos]
-        self._commit(
+        self.index.apply(
             self.store.enrol(
                 app_id,
                 uid,
@@ -149,13 +146,13 @@ class FaceLibrary:
         self.add(app_id, uid, user_info, groups, photos, replace=True, require_existing=not create)
 
     def delete(self, app_id: str, uid: str, groups: list[str] | None) -> None:
-        self._commit(self.store.delete_user(app_id, uid, groups))
+        self.index.apply(self.store.delete_user(app_id, uid, groups))
 
     def copy(self, app_id: str, uid: str, source: str, targets: list[str]) -> None:
-        self._commit(self.store.copy_user(app_id, uid, source, targets))
+        self.index.apply(self.store.copy_user(app_id, uid, source, targets))
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> None:
-        self._commit(self.store.remove_from_groups(app_id, uid, groups))
+        self.index.apply(self.store.remove_from_groups(app_id, uid, groups))
 
     def user(self, app_id: str, uid: str) -> list[UserRecord]:
         records = self.store.user(app_id, uid)
