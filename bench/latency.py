@@ -29,11 +29,13 @@ from bench.datasets import machine, read_bgr, write_section
 from renlian.models.cache import ModelCache
 from renlian.settings import Settings
 from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
+from renlian.vision.attributes import ATTRIBUTE_FIELDS
 from renlian.vision.image import decode_image
 from tests.conftest import start_server
 
 PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
 WIDTHS = (320, 640, 1280)
+ATTRIBUTES = ",".join(sorted(ATTRIBUTE_FIELDS))
 
 
 def collage(faces: int, width: int) -> np.ndarray:
@@ -105,15 +107,25 @@ def main() -> None:
     for faces in (1, 5):
         for width in WIDTHS:
             text = jpeg_b64(collage(faces, width))
-            for fields in ("", "landmark"):
+            for fields in ("", "landmark", ATTRIBUTES, f"landmark,{ATTRIBUTES}"):
                 if fields and (faces, width) != (1, 640):
                     continue
 
                 def run_detect(text: str = text, faces: int = faces, fields: str = fields) -> object:
-                    return analyzer.detect(decode_image(text, limits), faces, landmarks=bool(fields))
+                    asked = frozenset(fields.split(",")) if fields else frozenset()
+                    return analyzer.detect(
+                        decode_image(text, limits),
+                        faces,
+                        landmarks="landmark" in asked,
+                        attributes=asked & ATTRIBUTE_FIELDS,
+                    )
 
                 label = f"detect, {faces} face{'s' * (faces > 1)}, {width}x{round(width * 3 / 4)}" + (
-                    ", +landmark" if fields else ""
+                    {"landmark": ", +landmark", ATTRIBUTES: ", +every attribute"}.get(
+                        fields, ", +landmark +every attribute"
+                    )
+                    if fields
+                    else ""
                 )
                 form = {"image": text, "max_face_num": str(faces), "face_fields": fields}
                 cases.append((label, "/rest/2.0/face/v2/detect", form, run_detect))

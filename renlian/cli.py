@@ -16,7 +16,7 @@ from renlian.errors import FaceApiError
 from renlian.library.importer import import_tree
 from renlian.library.library import FaceLibrary, parse_groups
 from renlian.models.cache import ModelCache, ModelCacheError
-from renlian.models.registry import MODELS, models_for
+from renlian.models.registry import MODELS
 from renlian.settings import Settings
 from renlian.store.base import CAPABILITIES, AppRecord
 from renlian.store.sqlite import SQLiteStore
@@ -50,7 +50,7 @@ def _analyzer_loader(settings: Settings) -> Callable[[], FaceAnalyzer]:
     code rather than a traceback from inside a server's start-up; load them when called."""
     cache = ModelCache(settings.model_cache())
     try:
-        cache.ensure(models_for(settings.recognizer), progress=sys.stderr.isatty())
+        cache.ensure(list(MODELS.values()), progress=sys.stderr.isatty())
     except ModelCacheError as exc:
         raise CommandError(str(exc)) from exc
     config = settings.analyzer_config()

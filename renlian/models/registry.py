@@ -144,6 +144,15 @@ BUNDLED: dict[str, BundledModel] = {
     spec.name: spec
     for spec in (
         BundledModel(
+            "attributes",
+            "age, gender, race, beauty, smile, glasses, face shape, face type and occlusion heads over the "
+            "recognition networks' features (training/attributes, card: weights/attributes.md)",
+            "attributes.npz",
+            "fc8b7760fa8933fe1812e28e69a37e828288f56202dfaa97c3991df10d096386",
+            "trained on UTKFace, GENKI-4K, SCUT-FBP5500, CelebA, NUAA, Yale, Face Shape and OCFR-2022 "
+            "overlays: non-commercial research use only",
+        ),
+        BundledModel(
             "liveness",
             "passive liveness against printed-photo attacks (training/liveness, card: weights/liveness.md)",
             "liveness.npz",
@@ -152,9 +161,3 @@ BUNDLED: dict[str, BundledModel] = {
         ),
     )
 }
-
-
-def models_for(recognizer: str) -> list[ModelSpec]:
-    """The models a server with this recognizer loads (the other recognizer is not needed)."""
-    skip = {"mbf", "sface"} - {recognizer}
-    return [spec for name, spec in MODELS.items() if name not in skip]

@@ -14,6 +14,15 @@ import onnxruntime as ort
 
 
 def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), sess_options=_options(threads), providers=["CPUExecutionProvider"])
+
+
+def onnx_session_from_bytes(model: bytes, threads: int) -> ort.InferenceSession:
+    """A session over a graph edited in memory (e.g. with extra outputs), with the same settings."""
+    return ort.InferenceSession(model, sess_options=_options(threads), providers=["CPUExecutionProvider"])
+
+
+def _options(threads: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -27,7 +36,7 @@ def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
     # identify over 300,000 faces on 2 cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return options
 
 
 def configure_opencv(threads: int) -> None:

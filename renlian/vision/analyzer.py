@@ -11,13 +11,16 @@ from pathlib import Path
 
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.models.cache import ModelCache, verify_file
-from renlian.models.registry import BUNDLED, models_for
+from renlian.models.registry import BUNDLED, MODELS
 from renlian.models.runtime import configure_opencv
+from renlian.vision.attributes import FACE_OUTLINE, LANDMARK_FIELDS, AttributeModel, Attributes, Qualities
+from renlian.vision.backbone import FeatureBackbone
 from renlian.vision.detector import YuNetDetector
 from renlian.vision.faces import Face
 from renlian.vision.image import BGRImage
 from renlian.vision.landmarks import Landmark106
 from renlian.vision.liveness import LivenessScorer
+from renlian.vision.measures import blur, illumination, incompleteness
 from renlian.vision.pose import PoseEstimator
 from renlian.vision.recognizer import Embedder, Embedding, align
 
@@ -41,15 +44,39 @@ class FaceAnalyzer:
         self.pose = PoseEstimator(paths["tddfa"], paths["tddfa_norm"], threads=config.threads)
         self.embedder = Embedder(config.recognizer, paths[config.recognizer], threads=config.threads)
         self.liveness = LivenessScorer(paths["liveness"], threads=config.threads)
+        self.backbone = FeatureBackbone(paths["sface"], paths["mbf"], threads=config.threads)
+        self.attributes = AttributeModel(paths["attributes"])
 
-    def detect(self, image: BGRImage, max_faces: int, *, landmarks: bool = False) -> list[Face]:
-        """The `max_faces` largest faces with head pose, and dense landmarks if asked for."""
+    def detect(
+        self,
+        image: BGRImage,
+        max_faces: int,
+        *,
+        landmarks: bool = False,
+        attributes: frozenset[str] = frozenset(),
+    ) -> list[Face]:
+        """The `max_faces` largest faces with head pose, and dense landmarks and attributes if asked for."""
         faces = self.detector.detect(image)[:max_faces]
         for face in faces:
             face.pose = self.pose(image, face)
-            if landmarks:
+            if landmarks or attributes & LANDMARK_FIELDS:
                 face.landmarks106 = self.landmarks(image, face)
+            if attributes:
+                face.attributes = self.describe(image, face, attributes)
         return faces
+
+    def describe(self, image: BGRImage, face: Face, fields: frozenset[str]) -> Attributes:
+        """The requested attribute fields of one face, from one aligned crop and one backbone pass."""
+        aligned = align(image, face.kps5)
+        measures = None
+        if "qualities" in fields:
+            assert face.landmarks106 is not None
+            measures = (
+                blur(aligned, self.attributes.rules.blur_midpoint),
+                illumination(image, face),
+                incompleteness(image.shape, face.landmarks106[list(FACE_OUTLINE)]),
+            )
+        return self.attributes.predict(fields, self.backbone(aligned), face.landmarks106, measures)
 
     def largest_face(self, image: BGRImage) -> Face:
         faces = self.detector.detect(image)
@@ -68,15 +95,27 @@ class FaceAnalyzer:
 
     def probe(self, image: BGRImage, *, liveness: bool) -> tuple[Embedding, float | None]:
         """The largest face's embedding, and its liveness score if asked for, from one detection."""
+        embedding, live, _ = self.inspect(image, liveness=liveness, qualities=False)
+        return embedding, live
+
+    def inspect(
+        self, image: BGRImage, *, liveness: bool, qualities: bool
+    ) -> tuple[Embedding, float | None, Qualities | None]:
+        """`probe`, plus the face's qualities if asked for (match's ext_fields=qualities)."""
         face = self.largest_face(image)
         embedding = self.embedder.embed(align(image, face.kps5))
-        return embedding, (self.liveness(image, face) if liveness else None)
+        live = self.liveness(image, face) if liveness else None
+        found = None
+        if qualities:
+            face.landmarks106 = self.landmarks(image, face)
+            found = self.describe(image, face, frozenset({"qualities"})).qualities
+        return embedding, live, found
 
 
 def load_analyzer(cache: ModelCache, config: AnalyzerConfig, *, progress: bool = False) -> FaceAnalyzer:
     """Fetch any missing model (verifying every checksum), then load them all."""
     configure_opencv(config.threads)
-    paths = cache.ensure(models_for(config.recognizer), progress=progress)
+    paths = cache.ensure(list(MODELS.values()), progress=progress)
     for name, bundled in BUNDLED.items():
         paths[name] = verify_file(bundled.path, bundled.sha256, name)
     return FaceAnalyzer(paths, config)

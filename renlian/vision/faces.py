@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from renlian.vision.attributes import Attributes
 
 Points = NDArray[np.float32]
 
@@ -40,6 +44,7 @@ class Face:
     pose: Pose | None = None
     landmarks106: Points | None = None
     embedding: NDArray[np.float32] | None = field(default=None, repr=False)
+    attributes: Attributes | None = None
 
     @property
     def area(self) -> float:

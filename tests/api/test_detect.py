@@ -40,10 +40,39 @@ def test_landmarks_in_original_image_coordinates(server: Server, astronaut: np.n
     assert abs(np.median(dx) - 60) <= 2 and abs(np.median(dy) - 100) <= 2
 
 
-def test_attribute_fields_are_accepted_but_not_served_yet(server: Server, astronaut: np.ndarray) -> None:
+def test_attribute_fields_have_the_spec_shape_on_both_paths(server: Server, astronaut: np.ndarray) -> None:
     fields = "age,beauty,expression,faceshape,gender,glasses,race,qualities"
-    face = server.call(DETECT_PATHS[0], image=b64(astronaut), face_fields=fields)["result"][0]
-    assert not set(face) & set(fields.split(","))
+    for path in DETECT_PATHS:
+        face = server.call(path, image=b64(astronaut), face_fields=fields)["result"][0]
+        assert isinstance(face["age"], float) and isinstance(face["beauty"], float)
+        assert face["expression"] in (0, 1, 2) and 0 <= face["expression_probability"] <= 1
+        assert face["gender"] == "female" and 0.5 <= face["gender_probability"] <= 1
+        assert face["glasses"] in (0, 1, 2) and 0 <= face["glasses_probability"] <= 1
+        assert face["race"] in ("yellow", "white", "black", "arabs") and 0 <= face["race_probability"] <= 1
+        assert [shape["type"] for shape in face["faceshape"]] == [
+            "square",
+            "triangle",
+            "oval",
+            "heart",
+            "round",
+        ]
+        qualities = face["qualities"]
+        assert set(qualities) == {"occlusion", "blur", "illumination", "completeness", "type"}
+        assert set(qualities["occlusion"]) == {
+            "left_eye",
+            "right_eye",
+            "nose",
+            "mouth",
+            "left_cheek",
+            "right_cheek",
+            "chin",
+        }
+        assert isinstance(qualities["illumination"], int) and 0 <= qualities["illumination"] <= 255
+        assert set(qualities["type"]) == {"human", "cartoon"} and qualities["type"]["human"] > 0.5
+        assert "landmark" not in face  # only what was asked for
+    # Fields come only when asked for, one by one.
+    face = server.call(DETECT_PATHS[1], image=b64(astronaut), face_fields="age")["result"][0]
+    assert "age" in face and not {"gender", "qualities", "beauty", "landmark72"} & set(face)
 
 
 def test_max_face_num_picks_the_largest_faces(

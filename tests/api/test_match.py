@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -54,5 +55,17 @@ def test_image_liveness_scores_the_images_asked_for(server: Server, astronaut: n
     only_first = server.call(MATCH, images=images, image_liveness="faceliveness,")
     assert only_first["ext_info"][0]["faceliveness"] == f"{first},0"
     assert "ext_info" not in server.call(MATCH, images=images)
-    # qualities are accepted but not served yet (docs/compat.md)
-    assert "ext_info" not in server.call(MATCH, images=images, ext_fields="qualities")
+
+
+def test_ext_fields_qualities_describes_each_image(server: Server, astronaut: np.ndarray) -> None:
+    dark = (astronaut * 0.4).astype(np.uint8)
+    body = server.call(
+        MATCH, images=f"{b64(astronaut)},{b64(dark)}", ext_fields="qualities", image_liveness=",faceliveness"
+    )
+    assert body["ext_info"][0]["faceliveness"].startswith("0,")  # both answers share the one entry
+    per_image = json.loads(body["ext_info"][0]["qualities"])
+    assert len(per_image) == 2
+    for qualities in per_image:
+        assert set(qualities) == {"occlusion", "blur", "illumination", "completeness", "type"}
+        assert 0 <= qualities["blur"] <= 1 and 0 <= qualities["completeness"] <= 1
+    assert per_image[0]["illumination"] - per_image[1]["illumination"] >= 40

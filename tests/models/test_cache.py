@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from renlian.models.cache import ModelCache, ModelCacheError, sha256_of
-from renlian.models.registry import MODELS, Wheel, models_for
+from renlian.models.registry import MODELS, Wheel
 from renlian.settings import Settings
 
 
@@ -18,8 +18,6 @@ def test_registry_entries_are_complete_and_distinct() -> None:
         assert len(spec.sha256) == 64 and len(spec.wheel.sha256) == 64
         assert spec.member.endswith((".onnx", ".pkl")) and spec.licence
     assert len({spec.filename for spec in MODELS.values()}) == len(MODELS)
-    assert {s.name for s in models_for("sface")} == set(MODELS) - {"mbf"}
-    assert {s.name for s in models_for("mbf")} == set(MODELS) - {"sface"}
 
 
 def test_every_cached_model_matches_its_pinned_checksum() -> None:

@@ -8,18 +8,17 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from renlian.api.attributes import attribute_body
 from renlian.api.deps import DETECT, ParamsDep
 from renlian.api.envelope import ok
 from renlian.api.params import DETECT_IMAGE_LIMIT, check_encoded_size
 from renlian.api.services import ServicesDep, log_id
+from renlian.vision.attributes import ATTRIBUTE_FIELDS
 from renlian.vision.faces import Face, Points
 from renlian.vision.landmarks import LANDMARK4_FROM_106, LANDMARK72_FROM_106, project
 
-# Every face_fields value the spec names. Only "landmark" is served yet; the attribute fields are
-# accepted and left out of the response until real models stand behind them (docs/compat.md).
-FACE_FIELDS = frozenset(
-    {"age", "beauty", "expression", "faceshape", "gender", "glasses", "landmark", "race", "qualities"}
-)
+# Every face_fields value the spec names.
+FACE_FIELDS = ATTRIBUTE_FIELDS | {"landmark"}
 MAX_FACES = 50
 
 router = APIRouter(dependencies=[Depends(DETECT)])
@@ -33,18 +32,19 @@ async def detect(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONRespon
     max_faces = p.uint("max_face_num", 1, minimum=1, maximum=MAX_FACES)
     fields = set(p.choices("face_fields", FACE_FIELDS))
     with_landmarks = "landmark" in fields
+    attributes = frozenset(fields & ATTRIBUTE_FIELDS)
 
     def run() -> tuple[list[Face], int, int]:
         pixels = svc.decode(image)
-        found = svc.analyzer.detect(pixels, max_faces, landmarks=with_landmarks)
+        found = svc.analyzer.detect(pixels, max_faces, landmarks=with_landmarks, attributes=attributes)
         return found, pixels.shape[1], pixels.shape[0]
 
     faces, width, height = await svc.pool.run(run)
-    result = [face_result(face, width, height) for face in faces]
+    result = [face_result(face, width, height, landmarks=with_landmarks) for face in faces]
     return ok(log_id(request), {"result_num": len(result), "result": result})
 
 
-def face_result(face: Face, width: int, height: int) -> dict[str, Any]:
+def face_result(face: Face, width: int, height: int, *, landmarks: bool) -> dict[str, Any]:
     x0, y0 = max(0.0, float(face.box[0])), max(0.0, float(face.box[1]))
     x1 = min(float(width), float(face.box[0] + face.box[2]))
     y1 = min(float(height), float(face.box[1] + face.box[3]))
@@ -62,9 +62,11 @@ def face_result(face: Face, width: int, height: int) -> dict[str, Any]:
         "pitch": round(face.pose.pitch, 4),
         "roll": round(face.pose.roll, 4),
     }
-    if face.landmarks106 is not None:
+    if landmarks and face.landmarks106 is not None:
         body["landmark"] = _points(project(face.landmarks106, LANDMARK4_FROM_106), width, height)
         body["landmark72"] = _points(project(face.landmarks106, LANDMARK72_FROM_106), width, height)
+    if face.attributes is not None:
+        body.update(attribute_body(face.attributes))
     return body
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from itertools import combinations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from renlian.api.attributes import qualities_body
 from renlian.api.deps import MATCH, ParamsDep
 from renlian.api.envelope import LIVENESS, format_liveness, ok
 from renlian.api.params import MATCH_IMAGES_LIMIT, check_encoded_size
@@ -19,8 +21,8 @@ from renlian.vision.recognizer import Embedding
 from renlian.vision.score import similarity_score
 
 MAX_IMAGES = 10
-# Accepted and validated; qualities are not served yet (docs/compat.md).
-EXT_FIELDS = frozenset({"qualities"})
+QUALITIES = "qualities"
+EXT_FIELDS = frozenset({QUALITIES})
 
 router = APIRouter(dependencies=[Depends(MATCH)])
 
@@ -34,12 +36,15 @@ async def match(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONRespons
         raise FaceApiError(ErrorCode.NOT_ENOUGH_IMAGES)
     if len(images) > MAX_IMAGES:
         raise FaceApiError(ErrorCode.PARAM_TOO_LONG, f"at most {MAX_IMAGES} images per request")
-    p.choices("ext_fields", EXT_FIELDS)
+    with_qualities = QUALITIES in p.choices("ext_fields", EXT_FIELDS)
     checked = liveness_positions(p.optional("image_liveness"), len(images))
 
-    def probe(index: int) -> tuple[Embedding, float | None]:
+    def probe(index: int) -> tuple[Embedding, float | None, dict[str, Any] | None]:
         try:
-            return svc.analyzer.probe(svc.decode(images[index]), liveness=index in checked)
+            embedding, live, qualities = svc.analyzer.inspect(
+                svc.decode(images[index]), liveness=index in checked, qualities=with_qualities
+            )
+            return embedding, live, (qualities_body(qualities) if qualities is not None else None)
         except FaceApiError as exc:
             raise FaceApiError(exc.error, f"image {index}: {exc.detail or exc.error.message}") from exc
 
@@ -54,10 +59,15 @@ async def match(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONRespons
         for i, j in combinations(range(len(images)), 2)
     ]
     body: dict[str, Any] = {"result_num": len(result), "result": result}
+    ext_info: dict[str, str] = {}
     if checked:
         # One entry per image, "0" where the image was not checked: "0,0.9999" in Baidu's example.
-        scores = ",".join("0" if live is None else format_liveness(live) for _, live in probes)
-        body["ext_info"] = [{LIVENESS: scores}]
+        ext_info[LIVENESS] = ",".join("0" if live is None else format_liveness(live) for _, live, _ in probes)
+    if with_qualities:
+        # The spec types this a string: a JSON array with each image's qualities, in image order.
+        ext_info[QUALITIES] = json.dumps([qualities for _, _, qualities in probes], separators=(",", ":"))
+    if ext_info:
+        body["ext_info"] = [ext_info]
     return ok(log_id(request), body)
 
 
