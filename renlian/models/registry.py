@@ -148,7 +148,7 @@ BUNDLED: dict[str, BundledModel] = {
             "age, gender, race, beauty, smile, glasses, face shape, face type and occlusion heads over the "
             "recognition networks' features (training/attributes, card: weights/attributes.md)",
             "attributes.npz",
-            "fc8b7760fa8933fe1812e28e69a37e828288f56202dfaa97c3991df10d096386",
+            "08b26cd0b2f556f6d1babc1b19f0cec61f64a0bc9bdddc1ace7e419aa7ea5246",
             "trained on UTKFace, GENKI-4K, SCUT-FBP5500, CelebA, NUAA, Yale, Face Shape and OCFR-2022 "
             "overlays: non-commercial research use only",
         ),

@@ -13,7 +13,7 @@ from renlian.errors import ErrorCode, FaceApiError
 from renlian.models.cache import ModelCache, verify_file
 from renlian.models.registry import BUNDLED, MODELS
 from renlian.models.runtime import configure_opencv
-from renlian.vision.attributes import FACE_OUTLINE, LANDMARK_FIELDS, AttributeModel, Attributes, Qualities
+from renlian.vision.attributes import LANDMARK_FIELDS, AttributeModel, Attributes, Qualities
 from renlian.vision.backbone import FeatureBackbone
 from renlian.vision.detector import YuNetDetector
 from renlian.vision.faces import Face
@@ -70,11 +70,10 @@ class FaceAnalyzer:
         aligned = align(image, face.kps5)
         measures = None
         if "qualities" in fields:
-            assert face.landmarks106 is not None
             measures = (
                 blur(aligned, self.attributes.rules.blur_midpoint),
                 illumination(image, face),
-                incompleteness(image.shape, face.landmarks106[list(FACE_OUTLINE)]),
+                incompleteness(image.shape, face.kps5),
             )
         return self.attributes.predict(fields, self.backbone(aligned), face.landmarks106, measures)
 
@@ -107,7 +106,6 @@ class FaceAnalyzer:
         live = self.liveness(image, face) if liveness else None
         found = None
         if qualities:
-            face.landmarks106 = self.landmarks(image, face)
             found = self.describe(image, face, frozenset({"qualities"})).qualities
         return embedding, live, found
 

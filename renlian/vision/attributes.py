@@ -24,7 +24,7 @@ ATTRIBUTE_FIELDS = frozenset(
     {"age", "beauty", "expression", "faceshape", "gender", "glasses", "race", "qualities"}
 )
 # The fields whose answer reads the dense landmarks.
-LANDMARK_FIELDS = frozenset({"expression", "faceshape", "qualities"})
+LANDMARK_FIELDS = frozenset({"expression", "faceshape"})
 
 OCCLUSION_REGIONS = ("left_eye", "right_eye", "nose", "mouth", "left_cheek", "right_cheek", "chin")
 
@@ -35,8 +35,6 @@ MOUTH_CORNERS = (52, 61)
 INNER_LIPS = (62, 60)
 TEMPLES = (1, 17)
 JAW_ANGLES = (16, 32)
-# The outline closed over the brows: the face region completeness is measured on.
-FACE_OUTLINE = (*range(0, 33), *range(43, 52), *range(97, 106))
 
 
 @dataclass(frozen=True)

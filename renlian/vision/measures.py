@@ -9,9 +9,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from renlian.vision.crop import similarity_to
 from renlian.vision.faces import Face, Points
 from renlian.vision.image import BGRImage
+from renlian.vision.recognizer import ARCFACE_TEMPLATE
 
+# The face in an ArcFace-aligned 112x112 crop, brows to chin and cheek to cheek, as a polygon.
+FACE_ELLIPSE = np.asarray(cv2.ellipse2Poly((56, 62), (42, 54), 0, 0, 360, 10), np.float64)
 # Inner face of an ArcFace-aligned 112x112 crop (brows to chin, cheek to cheek): background and hair
 # would otherwise decide how sharp the "face" looks.
 INNER_FACE = (slice(28, 108), slice(20, 92))
@@ -46,17 +50,20 @@ def illumination(image: BGRImage, face: Face) -> float:
     return float(luma.mean())
 
 
-def incompleteness(image_shape: tuple[int, ...], contour: Points) -> float:
-    """Share of the face outline's area that falls outside the image: 0 whole face, 1 none of it.
+def incompleteness(image_shape: tuple[int, ...], kps5: Points) -> float:
+    """Share of the face region that falls outside the image: 0 whole face, 1 none of it.
 
-    `contour` is the face outline (jaw from the dense landmarks, closed over the brows); the landmark
-    network predicts it beyond the frame too, from the visible part of the face.
+    The region is an ellipse fixed in the aligned crop's frame (FACE_ELLIPSE), mapped into the image
+    through the five points, which the detector places even for a part of the face beyond the frame.
+    (The dense landmarks' outline was tried first: it shrinks with the visible part of the face, so it
+    rose with the first cut and then fell; bench/attributes.py measures this one.)
     """
     height, width = image_shape[:2]
-    hull = cv2.convexHull(contour.astype(np.float32)).reshape(-1, 2)
-    total = float(cv2.contourArea(hull))
+    matrix = similarity_to(ARCFACE_TEMPLATE, kps5)
+    region = (FACE_ELLIPSE @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+    total = float(cv2.contourArea(region))
     if total <= 1.0:
         return 0.0
     frame = np.array([[0, 0], [width, 0], [width, height], [0, height]], dtype=np.float32)
-    inside, _ = cv2.intersectConvexConvex(hull, frame)
+    inside, _ = cv2.intersectConvexConvex(region, frame)
     return float(np.clip(1.0 - inside / total, 0.0, 1.0))
