@@ -185,13 +185,16 @@ class AttributeModel:
         return out
 
     def _expression(self, pooled: NDArray[np.float32], landmarks106: Points) -> tuple[int, float]:
-        """0 none, 1 smile, 2 laugh: the smile head, and for a smile, whether the mouth is open."""
+        """0 none, 1 smile, 2 laugh: the smile head decides smile or not, then the open mouth decides
+        smile or laugh. The probability is the returned value's under P(none) = 1 - p,
+        P(smile) = p (1 - q), P(laugh) = p q; deciding in two steps keeps the smile head's own
+        decision, which an argmax over the three would split."""
         smile = self.heads["smile"].probabilities(pooled)["smile"]
         rules = self.rules
         opened = _sigmoid((mouth_opening(landmarks106) - rules.laugh_opening) / rules.laugh_softness)
-        choices = (1.0 - smile, smile * (1.0 - opened), smile * opened)
-        best = int(np.argmax(choices))
-        return best, float(choices[best])
+        if smile < 0.5:
+            return 0, 1.0 - smile
+        return (2, smile * opened) if opened >= 0.5 else (1, smile * (1.0 - opened))
 
     def _faceshape(self, pooled: NDArray[np.float32], landmarks106: Points) -> list[tuple[str, float]]:
         rules = self.rules

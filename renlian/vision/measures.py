@@ -60,7 +60,8 @@ def incompleteness(image_shape: tuple[int, ...], kps5: Points) -> float:
     """
     height, width = image_shape[:2]
     matrix = similarity_to(ARCFACE_TEMPLATE, kps5)
-    region = (FACE_ELLIPSE @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
+    # The hull drops ellipse2Poly's repeated closing vertex, which intersectConvexConvex misreads.
+    region = cv2.convexHull((FACE_ELLIPSE @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)).reshape(-1, 2)
     total = float(cv2.contourArea(region))
     if total <= 1.0:
         return 0.0

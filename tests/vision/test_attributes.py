@@ -125,7 +125,8 @@ def test_completeness_marks_a_face_cut_by_the_frame(
     x, _, w, _ = face.box
     cut = image[:, int(x + w * 0.5) :].copy()  # the frame now cuts the face in half
     assert whole < 0.05
-    assert _qualities(describe(analyzer, cut)).incompleteness > whole + 0.1
+    # About a third of the face region is beyond the frame now, not all of it.
+    assert 0.15 < _qualities(describe(analyzer, cut)).incompleteness < 0.7
 
 
 def _cover(image: BGRImage, analyzer: FaceAnalyzer, box: tuple[int, int, int, int]) -> BGRImage:
