@@ -28,7 +28,6 @@ the package's age. Writes the attributes-peer section of docs/attributes.md with
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from bench.datasets import machine, read_bgr, write_section
-from renlian.models.cache import ModelCache
+from renlian.models.cache import ModelCache, sha256_of
 from renlian.models.registry import MODELS
 from renlian.models.runtime import configure_opencv
 from renlian.settings import Settings
@@ -92,14 +91,6 @@ Chips = tuple[RGB, RGB]  # gender (32 px), age (64 px)
 
 
 # -- the peer's files --------------------------------------------------------------------------------
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch_wheel(dest: Path) -> Path:
