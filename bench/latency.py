@@ -36,6 +36,10 @@ from tests.conftest import start_server
 PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
 WIDTHS = (320, 640, 1280)
 ATTRIBUTES = ",".join(sorted(ATTRIBUTE_FIELDS))
+HEADER = (
+    "| request | server time p50 / p95 ms | HTTP c=1 p50 / p95 ms | HTTP c=4 p50 / p95 ms | c=4 req/s |",
+    "|---|---|---|---|---|",
+)
 
 
 def collage(faces: int, width: int) -> np.ndarray:
@@ -171,8 +175,7 @@ def main() -> None:
         f"(twice that at concurrency 4), OMP/OpenBLAS settings as in the environment "
         f"({os.environ.get('OPENBLAS_CORETYPE', 'no OPENBLAS_CORETYPE')}).",
         "",
-        "| request | server time p50 / p95 ms | HTTP c=1 p50 / p95 ms | HTTP c=4 p50 / p95 ms | c=4 req/s |",
-        "|---|---|---|---|---|",
+        *HEADER,
         *rows,
         "",
         f"Liveness alone, one face (in process): {liveness_ms[0]:.1f} / {liveness_ms[1]:.1f} ms p50 / p95.",
@@ -186,8 +189,7 @@ def main() -> None:
         f"**{server_p50[full] - server_p50[base]:.1f} ms** server time p50 to a default detect "
         f"({server_p50[base]:.1f} -> {server_p50[full]:.1f} ms; budget 60 ms).",
         "",
-        "| request | server time p50 / p95 ms | HTTP c=1 p50 / p95 ms | HTTP c=4 p50 / p95 ms | c=4 req/s |",
-        "|---|---|---|---|---|",
+        *HEADER,
         *(row for row in rows if "1 face, 640x480" in row),
     ]
     print("\n".join(attributes))

@@ -14,7 +14,7 @@ from renlian.models.cache import ModelCache, verify_file
 from renlian.models.registry import BUNDLED, MODELS
 from renlian.models.runtime import configure_opencv
 from renlian.vision.attributes import LANDMARK_FIELDS, AttributeModel, Attributes, Qualities
-from renlian.vision.backbone import FeatureBackbone
+from renlian.vision.backbone import FaceFeatures, FeatureBackbone
 from renlian.vision.detector import YuNetDetector
 from renlian.vision.faces import Face
 from renlian.vision.image import BGRImage
@@ -22,7 +22,7 @@ from renlian.vision.landmarks import Landmark106
 from renlian.vision.liveness import LivenessScorer
 from renlian.vision.measures import blur, illumination, incompleteness
 from renlian.vision.pose import PoseEstimator
-from renlian.vision.recognizer import Embedder, Embedding, align
+from renlian.vision.recognizer import Embedder, Embedding, align, normalised
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ class FaceAnalyzer:
         )
         self.landmarks = Landmark106(paths["landmark106"], threads=config.threads)
         self.pose = PoseEstimator(paths["tddfa"], paths["tddfa_norm"], threads=config.threads)
-        self.embedder = Embedder(config.recognizer, paths[config.recognizer], threads=config.threads)
         self.liveness = LivenessScorer(paths["liveness"], threads=config.threads)
         self.backbone = FeatureBackbone(paths["sface"], paths["mbf"], threads=config.threads)
+        self.embedder = Embedder(config.recognizer, self.backbone.nets[config.recognizer])
         self.attributes = AttributeModel(paths["attributes"])
 
     def detect(
@@ -62,12 +62,14 @@ class FaceAnalyzer:
             if landmarks or attributes & LANDMARK_FIELDS:
                 face.landmarks106 = self.landmarks(image, face)
             if attributes:
-                face.attributes = self.describe(image, face, attributes)
+                aligned = align(image, face.kps5)
+                face.attributes = self._describe(image, face, attributes, aligned, self.backbone(aligned))
         return faces
 
-    def describe(self, image: BGRImage, face: Face, fields: frozenset[str]) -> Attributes:
-        """The requested attribute fields of one face, from one aligned crop and one backbone pass."""
-        aligned = align(image, face.kps5)
+    def _describe(
+        self, image: BGRImage, face: Face, fields: frozenset[str], aligned: BGRImage, features: FaceFeatures
+    ) -> Attributes:
+        """The requested attribute fields of one face, from its aligned crop and one backbone pass."""
         measures = None
         if "qualities" in fields:
             measures = (
@@ -75,7 +77,7 @@ class FaceAnalyzer:
                 illumination(image, face),
                 incompleteness(image.shape, face.kps5),
             )
-        return self.attributes.predict(fields, self.backbone(aligned), face.landmarks106, measures)
+        return self.attributes.predict(fields, features, face.landmarks106, measures)
 
     def largest_face(self, image: BGRImage) -> Face:
         faces = self.detector.detect(image)
@@ -102,12 +104,14 @@ class FaceAnalyzer:
     ) -> tuple[Embedding, float | None, Qualities | None]:
         """`probe`, plus the face's qualities if asked for (match's ext_fields=qualities)."""
         face = self.largest_face(image)
-        embedding = self.embedder.embed(align(image, face.kps5))
+        aligned = align(image, face.kps5)
         live = self.liveness(image, face) if liveness else None
-        found = None
-        if qualities:
-            found = self.describe(image, face, frozenset({"qualities"})).qualities
-        return embedding, live, found
+        if not qualities:
+            return self.embedder.embed(aligned), live, None
+        # One pass of the backbone gives the recognizer's embedding and the qualities' features.
+        features = self.backbone(aligned)
+        described = self._describe(image, face, frozenset({"qualities"}), aligned, features)
+        return normalised(features.embeddings[self.embedder.name]), live, described.qualities
 
 
 def load_analyzer(cache: ModelCache, config: AnalyzerConfig, *, progress: bool = False) -> FaceAnalyzer:

@@ -44,34 +44,45 @@ def graph_with_output(model: Path, layer: str) -> bytes:
 
 
 class FeatureNet:
-    """One recognition network returning its feature map for an aligned crop."""
+    """One recognition network returning its raw embedding and its feature map for an aligned crop.
+
+    The service's embedder runs through this same session (recognizer.Embedder), so each network is
+    loaded once and one pass serves both recognition and attributes.
+    """
 
     def __init__(self, name: str, model: Path, *, threads: int) -> None:
         self._scaling = EMBEDDER_INPUTS[name]
         self._session = onnx_session_from_bytes(graph_with_output(model, FEATURE_LAYERS[name]), threads)
         self._input = self._session.get_inputs()[0].name
+        self.embedding_dim: int = self._session.get_outputs()[0].shape[-1]
 
-    def __call__(self, aligned: BGRImage) -> FeatureMap:
+    def __call__(self, aligned: BGRImage) -> tuple[NDArray[np.float32], FeatureMap]:
         rgb = aligned[:, :, ::-1].astype(np.float32)
         blob = ((rgb - self._scaling.mean) / self._scaling.std).transpose(2, 0, 1)[None]
-        _, feature_map = self._session.run(None, {self._input: blob})
-        return np.asarray(feature_map[0], np.float32)
+        embedding, feature_map = self._session.run(None, {self._input: blob})
+        return np.asarray(embedding[0], np.float32), np.asarray(feature_map[0], np.float32)
+
+
+def pool(maps: FeatureMap) -> NDArray[np.float32]:
+    """Global mean, then the four quadrant means: 5 x channels values that keep the coarse layout."""
+    half = GRID // 2
+    parts = [maps.mean(axis=(1, 2))]
+    for rows in (slice(0, half), slice(half, GRID)):
+        for cols in (slice(0, half), slice(half, GRID)):
+            parts.append(maps[:, rows, cols].mean(axis=(1, 2)))
+    return np.concatenate(parts).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class FaceFeatures:
-    """Both networks' maps for one aligned crop, stacked along the channels (1536 x 7 x 7)."""
+    """Both networks' maps for one aligned crop, stacked along the channels (1536 x 7 x 7), and their
+    raw embeddings by network name."""
 
     maps: FeatureMap
+    embeddings: dict[str, NDArray[np.float32]]
 
     def pooled(self) -> NDArray[np.float32]:
-        """Global mean, then the four quadrant means: 5 x 1536 values that keep the coarse layout."""
-        half = GRID // 2
-        parts = [self.maps.mean(axis=(1, 2))]
-        for rows in (slice(0, half), slice(half, GRID)):
-            for cols in (slice(0, half), slice(half, GRID)):
-                parts.append(self.maps[:, rows, cols].mean(axis=(1, 2)))
-        return np.concatenate(parts).astype(np.float32)
+        return pool(self.maps)
 
     def region(self, cells: tuple[tuple[int, int], ...]) -> NDArray[np.float32]:
         """The mean over some grid cells (row, column): what the network saw of one part of the face."""
@@ -82,7 +93,14 @@ class FaceFeatures:
 
 class FeatureBackbone:
     def __init__(self, sface: Path, mbf: Path, *, threads: int) -> None:
-        self._nets = (FeatureNet("sface", sface, threads=threads), FeatureNet("mbf", mbf, threads=threads))
+        self.nets = {
+            "sface": FeatureNet("sface", sface, threads=threads),
+            "mbf": FeatureNet("mbf", mbf, threads=threads),
+        }
 
     def __call__(self, aligned: BGRImage) -> FaceFeatures:
-        return FaceFeatures(np.concatenate([net(aligned) for net in self._nets], axis=0))
+        outputs = {name: net(aligned) for name, net in self.nets.items()}
+        return FaceFeatures(
+            np.concatenate([feature_map for _, feature_map in outputs.values()], axis=0),
+            {name: embedding for name, (embedding, _) in outputs.items()},
+        )

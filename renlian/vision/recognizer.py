@@ -7,15 +7,17 @@ scaling and in output size (mbf 512-d, SFace 128-d).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from renlian.models.runtime import onnx_session
 from renlian.vision.crop import similarity_to, warp
 from renlian.vision.faces import Points
 from renlian.vision.image import BGRImage
+
+if TYPE_CHECKING:
+    from renlian.vision.backbone import FeatureNet
 
 ALIGNED_SIZE = 112
 ARCFACE_TEMPLATE = np.array(
@@ -43,16 +45,18 @@ def align(image: BGRImage, kps5: Points) -> BGRImage:
 
 
 class Embedder:
-    def __init__(self, name: str, model: Path, *, threads: int) -> None:
+    """The configured recognizer's L2-normalised embedding, through the attribute backbone's session
+    for that network (loaded once for both uses)."""
+
+    def __init__(self, name: str, net: FeatureNet) -> None:
         self.name = name
-        self._scaling = EMBEDDER_INPUTS[name]
-        self._session = onnx_session(model, threads)
-        self._input = self._session.get_inputs()[0].name
-        self.dim: int = self._session.get_outputs()[0].shape[-1]
+        self._net = net
+        self.dim = net.embedding_dim
 
     def embed(self, aligned: BGRImage) -> Embedding:
-        rgb = aligned[:, :, ::-1].astype(np.float32)
-        blob = ((rgb - self._scaling.mean) / self._scaling.std).transpose(2, 0, 1)[None]
-        vector: Embedding = np.asarray(self._session.run(None, {self._input: blob})[0][0], np.float32)
-        norm = float(np.linalg.norm(vector))
-        return vector / norm if norm > 0 else vector
+        return normalised(self._net(aligned)[0])
+
+
+def normalised(vector: NDArray[np.float32]) -> Embedding:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector

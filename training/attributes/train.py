@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from tqdm import tqdm
 
 from renlian.vision.attributes import OCCLUSION_REGIONS, jaw_to_temple, mouth_opening
+from renlian.vision.backbone import pool
 from renlian.vision.image import BGRImage
 from renlian.vision.measures import INNER_FACE
 from training.attributes import data, linear
@@ -117,9 +118,7 @@ def backbone_maps(crops: list[BGRImage], desc: str) -> NDArray[np.float32]:
 
 
 def pooled_of(maps: NDArray[np.float32]) -> NDArray[np.float32]:
-    from renlian.vision.backbone import FaceFeatures
-
-    return np.stack([FaceFeatures(m).pooled() for m in maps])
+    return np.stack([pool(m) for m in maps])
 
 
 def blur_midpoint(crops: NDArray[np.uint8]) -> float:
