@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from typing import Any
@@ -18,6 +19,8 @@ BRAIN_ALL_SCOPE = "brain_all_scope"
 # for to choose token calls over bce-auth-v1 signatures.
 BASE_SCOPE = ("public", "vis-faceverify_faceverify_v2")
 REFRESH_TTL = 10 * 365 * 24 * 3600
+# name=value pairs joined by "&", as a query string writes them, and nothing else.
+_QUERY_TAIL = re.compile(r"[^=&?#]+=[^&?#]*(?:&[^=&?#]+=[^&?#]*)*")
 
 
 class OAuthError(Exception):
@@ -32,6 +35,23 @@ class OAuthError(Exception):
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def presented_token(value: str) -> str:
+    """The token in an access_token value, which Baidu's Node SDK suffixes with a second query string.
+
+    Every version of the Node SDK (`baidu-aip-sdk` 1.5.1 to 4.16.16) appends
+    `?aipSdk=node&access_token=<token>` to the path and then `?aipSdk=node` to the whole URL, so its
+    query string is `aipSdk=node&access_token=<token>?aipSdk=node` and the value that arrives is
+    `<token>?aipSdk=node`; Baidu's cloud must accept that, since the SDK has sent it since its first
+    release. Issued tokens never contain "?", so the token is the text before the first "?" and must
+    still be an issued token in full; the text after it must be a query string (name=value pairs),
+    or the whole value stands and is unknown (110).
+    """
+    token, question_mark, tail = value.partition("?")
+    if question_mark and token and _QUERY_TAIL.fullmatch(tail):
+        return token
+    return value
 
 
 class TokenService:
@@ -86,7 +106,7 @@ class TokenService:
 
     def app_for(self, access_token: str) -> AppRecord:
         """The app an access token acts for: 110 if it was never issued or was revoked, 111 if expired."""
-        found = self.apps.token(digest(access_token), ACCESS)
+        found = self.apps.token(digest(presented_token(access_token)), ACCESS)
         app = self.apps.app(found[0]) if found else None
         if found is None or app is None:
             raise FaceApiError(ErrorCode.TOKEN_INVALID)
