@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from renlian.cli import APP_CREATED_FIELDS
 from renlian.models.registry import MODELS
 from tests.conftest import create_app
+from tests.store.test_secrets_at_rest import older_store
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None, umask: int = -1) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "renlian.cli", *args],
         capture_output=True,
@@ -23,7 +28,12 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=120,
         env={**os.environ, **(env or {})},
         check=False,
+        umask=umask,
     )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def test_models_list_names_every_model_with_state_and_licence() -> None:
@@ -46,7 +56,7 @@ def test_serve_without_models_or_index_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "renlian: could not download" in result.stderr
     assert "Traceback" not in result.stderr
-    assert (tmp_path / "data").is_dir()
+    assert mode(tmp_path / "data") == 0o700  # it holds secret keys and face crops
 
 
 def test_unknown_command_is_a_usage_error() -> None:
@@ -104,6 +114,7 @@ def test_backup_copies_a_live_store(tmp_path: Path, astronaut: np.ndarray, hoppe
     assert result.returncode == 0, result.stderr
     copy = sqlite3.connect(tmp_path / "copy.sqlite3")
     assert copy.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 3
+    assert mode(tmp_path / "copy.sqlite3") == 0o600
     again = run("backup", str(tmp_path / "copy.sqlite3"), "--data-dir", data)
     assert again.returncode == 2 and "exists" in again.stderr
 
@@ -131,3 +142,53 @@ def test_reindex_after_switching_recognizer(
     assert result.returncode == 0 and "re-embedded 3 faces" in result.stdout
     rows = db.execute("SELECT model, LENGTH(embedding) FROM faces").fetchall()
     assert set(rows) == {("mbf", 512 * 4)}
+
+
+def test_apps_print_the_secret_only_when_it_is_new(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    # Under the most permissive umask, the data directory and the store are still owner-only.
+    created = run("apps", "create", "quiet", "--data-dir", data, umask=0)
+    assert created.returncode == 0, created.stderr
+    app = json.loads(created.stdout)
+    assert tuple(app) == APP_CREATED_FIELDS
+    assert mode(tmp_path / "data") == 0o700
+    assert mode(tmp_path / "data" / "renlian.sqlite3") == 0o600
+    for command in (("set", app["app_id"], "--qps", "5"), ("list",)):
+        result = run("apps", *command, "--data-dir", data)
+        assert result.returncode == 0, result.stderr
+        assert app["api_key"] in result.stdout
+        assert app["secret_key"] not in result.stdout and "secret_key" not in result.stdout, command
+    assert json.loads(run("apps", "list", "--data-dir", data).stdout)["qps_limit"] == 5
+    rotated = json.loads(run("apps", "rotate-secret", app["app_id"], "--data-dir", data).stdout)
+    assert len(rotated["secret_key"]) == 32 and rotated["secret_key"] != app["secret_key"]
+
+
+def test_backup_leaves_an_older_store_as_it_is(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    older_store(tmp_path / "data" / "renlian.sqlite3", version=1)
+    result = run("backup", str(tmp_path / "copy.sqlite3"), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    for path in (tmp_path / "data" / "renlian.sqlite3", tmp_path / "copy.sqlite3"):
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1, path
+        assert db.execute("SELECT uid FROM users").fetchall() == [("u1",)]
+        db.close()
+    assert mode(tmp_path / "copy.sqlite3") == 0o600
+
+
+def test_a_locked_store_fails_a_command_with_216300_after_the_busy_timeout(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    create_app(data)
+    locker = sqlite3.connect(data / "renlian.sqlite3", isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    started = time.monotonic()
+    result = run(
+        "apps", "create", "late", "--data-dir", str(data), env={"RENLIAN_DB_BUSY_TIMEOUT_SECONDS": "0.5"}
+    )
+    elapsed = time.monotonic() - started
+    locker.execute("ROLLBACK")
+    locker.close()
+    assert result.returncode == 2
+    assert "216300 db error: the database is busy" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert elapsed < 15, elapsed  # the setting, not the 30 s the store used to wait

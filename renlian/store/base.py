@@ -73,7 +73,12 @@ class FaceStore(Protocol):
 
     def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges: ...
 
-    def copy_user(self, app_id: str, uid: str, source: str, targets: list[str]) -> FaceChanges: ...
+    def copy_user(
+        self, app_id: str, uid: str, source: str, targets: list[str], max_group_faces: int
+    ) -> FaceChanges:
+        """Copy the (app, source, uid) record with its faces into each target group; 216617 if a
+        target would hold more than `max_group_faces` faces."""
+        ...
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges: ...
 

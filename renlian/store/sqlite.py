@@ -4,21 +4,48 @@ Durability: WAL journal with synchronous=FULL, so a write whose transaction comm
 kill -9 and power loss; every write is one transaction, so nothing is ever half-written.
 Concurrency: one writer connection behind a lock, one reader connection per thread (WAL lets readers
 run beside the writer).
+Errors: whatever the driver raises (a lock held past the busy timeout, a full disk, a damaged file)
+leaves the store as FaceApiError 216300, the code Baidu's clients retry, never as 216500.
+Files: the data directory is created owner-only and the store file with its -wal and -shm is 0600;
+it holds secret keys and face crops (files.py).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.store.base import FaceChanges, NewFace, StoredFace, UserRecord
+from renlian.store.files import create_private, private_dir, private_file
+
+logger = logging.getLogger("renlian.store")
+
+# How long a statement waits for another connection's lock (a backup, `renlian apps`, `renlian
+# import` beside the server) before it fails with 216300: SQLite retries until then.
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+# What a client is told, by SQLite's primary result code. Fixed phrases and the code's name only:
+# the driver's own message can quote SQL text, and the client needs no more to decide to retry.
+_DETAILS = {
+    sqlite3.SQLITE_BUSY: "the database is busy",
+    sqlite3.SQLITE_LOCKED: "the database is busy",
+    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_IOERR: "the database could not be read or written",
+    sqlite3.SQLITE_CORRUPT: "the database file is damaged",
+    sqlite3.SQLITE_NOTADB: "the database file is damaged",
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_CANTOPEN: "the database file could not be opened",
+    sqlite3.SQLITE_CONSTRAINT: "a database constraint failed",
+}
 
 # Each entry upgrades the schema by one version (PRAGMA user_version); never edit a shipped entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -86,26 +113,98 @@ MIGRATIONS: tuple[str, ...] = (
     -- Whether a crop is still used is asked after every delete; without this it scans the app.
     CREATE INDEX faces_by_image ON faces (app_id, image_sha256);
     """,
+    """
+    -- Every token issue purges a few expired rows; without this each purge scans every token.
+    CREATE INDEX tokens_by_expiry ON tokens (expires_at);
+    """,
 )
 
 
+def database_error(exc: sqlite3.Error) -> FaceApiError:
+    """216300 for a driver error; the driver's message goes to the server log only."""
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    name: str = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    logger.warning("database error %s: %s", name, exc)
+    detail = _DETAILS.get(code & 0xFF, "database error") if code is not None else "database error"
+    return FaceApiError(ErrorCode.DB_ERROR, f"{detail} ({name})")
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn driver errors into 216300. Misuse of the driver (ProgrammingError: a closed connection,
+    a wrong parameter count) is a bug of ours, not the database's, and stays what it is."""
+    try:
+        yield
+    except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise
+    except sqlite3.Error as exc:
+        raise database_error(exc) from exc
+
+
+def backup_file(source: Path, target: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+    """Copy the store at `source` to a new owner-only file `target` through a read-only connection:
+    nothing is migrated or written, so a backup never changes what it copies, and a store of an
+    older or newer renlian is copied as it is. FileExistsError if `target` exists."""
+    uri = source.resolve().as_uri() + "?mode=ro"
+    with database_errors():
+        connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout)
+        try:
+            _copy(connection, target)
+        finally:
+            connection.close()
+
+
+def _copy(source: sqlite3.Connection, target: Path) -> None:
+    """SQLite's online backup in one step: one read snapshot, so the copy is consistent while the
+    server writes (WAL lets it go on writing meanwhile)."""
+    create_private(target)
+    try:
+        destination = sqlite3.connect(target)
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
 class SQLiteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        """`busy_timeout`: seconds a statement waits for another connection's lock before 216300."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout = busy_timeout
+        try:
+            private_dir(path.parent)
+            private_file(path)
+        except OSError as exc:
+            raise FaceApiError(ErrorCode.DB_ERROR, f"cannot create {path}: {exc.strerror}") from exc
         self._write_lock = threading.Lock()
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._writer = self._connect()
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._writer.close()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        # Large pages make loading every embedding at start-up several times faster; they only
-        # take effect on a new file, before WAL is switched on.
-        connection.execute("PRAGMA page_size = 65536")
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.execute("PRAGMA busy_timeout = 30000")
+        with database_errors():
+            # `timeout` is SQLite's busy timeout: a locked database is retried until it passes.
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+            )
+            try:
+                # Large pages make loading every embedding at start-up several times faster; they
+                # only take effect on a new file, before WAL is switched on.
+                connection.execute("PRAGMA page_size = 65536")
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = FULL")
+            except BaseException:
+                connection.close()
+                raise
         return connection
 
     def reader(self) -> sqlite3.Connection:
@@ -114,30 +213,62 @@ class SQLiteStore:
         if connection is None:
             connection = self._connect()
             self._local.connection = connection
+            with self._readers_lock:
+                self._readers.append(connection)
         return connection
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """Every row of one query, on this thread's read connection; driver errors are 216300."""
+        with database_errors():
+            return self.reader().execute(sql, params).fetchall()
+
+    def read_one(self, sql: str, params: Sequence[object] = ()) -> Any:
+        """The first row of one query, or None; driver errors are 216300."""
+        with database_errors():
+            return self.reader().execute(sql, params).fetchone()
+
+    def _stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[Any]:
+        """Rows one at a time, for the reads that load every face: a list would double the memory."""
+        with database_errors():
+            yield from self.reader().execute(sql, params)
 
     def _migrate(self) -> None:
         """Apply each pending migration in a transaction of its own, with its version bump."""
-        with self._write_lock:
+        with self._write_lock, database_errors():
             version = self._writer.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise RuntimeError(f"{self.path} has schema {version}, newer than this renlian knows")
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self._writer.executescript(
-                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
-                )
+                try:
+                    self._writer.executescript(
+                        f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
+                    )
+                except BaseException:
+                    self._rollback()
+                    raise
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: everything in it commits together or not at all."""
-        with self._write_lock:
+        """One write transaction: everything in it commits together or not at all. A lock held
+        elsewhere past the busy timeout, like every other driver error, leaves as 216300."""
+        with self._write_lock, database_errors():
             self._writer.execute("BEGIN IMMEDIATE")
             try:
                 yield self._writer
+                self._writer.execute("COMMIT")
             except BaseException:
-                self._writer.execute("ROLLBACK")
+                self._rollback()
                 raise
-            self._writer.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        # Some errors (a full disk, an I/O error) have rolled the transaction back already; a
+        # second ROLLBACK would fail and hide the error that matters.
+        if not self._writer.in_transaction:
+            return
+        try:
+            self._writer.execute("ROLLBACK")
+        except sqlite3.Error:
+            logger.exception("rollback failed")
 
     # Writes -------------------------------------------------------------------------------------
 
@@ -262,7 +393,9 @@ class SQLiteStore:
                 raise FaceApiError(ErrorCode.USER_MUST_BE_IN_ONE_GROUP)
             return self._remove_records(db, app_id, uid, groups)
 
-    def copy_user(self, app_id: str, uid: str, source: str, targets: list[str]) -> FaceChanges:
+    def copy_user(
+        self, app_id: str, uid: str, source: str, targets: list[str], max_group_faces: int
+    ) -> FaceChanges:
         changes = FaceChanges([], [])
         with self.transaction() as db:
             row = db.execute(
@@ -276,6 +409,16 @@ class SQLiteStore:
                 if target in present:
                     raise FaceApiError(
                         ErrorCode.INVALID_PARAM, f"{uid} is already in group {target}", "already add"
+                    )
+                (count,) = db.execute(
+                    "SELECT (SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ?) + "
+                    "(SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ? AND uid = ?)",
+                    (app_id, target, app_id, source, uid),
+                ).fetchone()
+                if count > max_group_faces:
+                    raise FaceApiError(
+                        ErrorCode.FAIL_TO_ADD_USER,
+                        f"group {target} holds its maximum of {max_group_faces} faces",
                     )
                 db.execute(
                     "INSERT INTO users (app_id, group_id, uid, user_info) VALUES (?, ?, ?, ?)",
@@ -301,35 +444,31 @@ class SQLiteStore:
                 (model, _blob(embedding), face_id),
             )
 
-    # Reads --------------------------------------------------------------------------------------
+    # Reads: each goes through read/read_one/_stream, so a driver error is 216300 ------------------
 
     def user(self, app_id: str, uid: str) -> list[UserRecord]:
-        rows = self.reader().execute(
+        rows = self.read(
             "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND uid = ? ORDER BY id",
             (app_id, uid),
         )
         return [UserRecord(*row) for row in rows]
 
     def user_info(self, app_id: str, group_id: str, uid: str) -> str | None:
-        row = (
-            self.reader()
-            .execute(
-                "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
-                (app_id, group_id, uid),
-            )
-            .fetchone()
+        row = self.read_one(
+            "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
+            (app_id, group_id, uid),
         )
         return str(row[0]) if row else None
 
     def groups(self, app_id: str, start: int, count: int) -> list[str]:
-        rows = self.reader().execute(
+        rows = self.read(
             "SELECT group_id FROM users WHERE app_id = ? GROUP BY group_id ORDER BY MIN(id) LIMIT ? OFFSET ?",
             (app_id, count, start),
         )
         return [group for (group,) in rows]
 
     def group_users(self, app_id: str, group_id: str, start: int, count: int) -> list[UserRecord]:
-        rows = self.reader().execute(
+        rows = self.read(
             "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND group_id = ? "
             "ORDER BY id LIMIT ? OFFSET ?",
             (app_id, group_id, count, start),
@@ -337,27 +476,21 @@ class SQLiteStore:
         return [UserRecord(*row) for row in rows]
 
     def has_face(self, app_id: str, group_id: str, uid: str, image_sha256: str) -> bool:
-        row = (
-            self.reader()
-            .execute(
-                "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? AND image_sha256 = ?",
-                (app_id, group_id, uid, image_sha256),
-            )
-            .fetchone()
+        row = self.read_one(
+            "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? AND image_sha256 = ?",
+            (app_id, group_id, uid, image_sha256),
         )
         return row is not None
 
     def group_exists(self, app_id: str, group_id: str) -> bool:
-        row = (
-            self.reader()
-            .execute("SELECT 1 FROM users WHERE app_id = ? AND group_id = ? LIMIT 1", (app_id, group_id))
-            .fetchone()
+        row = self.read_one(
+            "SELECT 1 FROM users WHERE app_id = ? AND group_id = ? LIMIT 1", (app_id, group_id)
         )
         return row is not None
 
     def faces(self, model: str | None = None) -> Iterator[StoredFace]:
         query = "SELECT face_id, app_id, group_id, uid, model, embedding FROM faces"
-        rows = self.reader().execute(
+        rows = self._stream(
             query + (" WHERE model = ?" if model else "") + " ORDER BY face_id", (model,) if model else ()
         )
         for face_id, app_id, group_id, uid, face_model, blob in rows:
@@ -366,24 +499,24 @@ class SQLiteStore:
     def embeddings(self, model: str) -> Iterator[tuple[str, str, int, str, bytes]]:
         """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`, in table order
         (a sequential scan: several times faster than reading it in group order)."""
-        yield from self.reader().execute(
+        yield from self._stream(
             "SELECT app_id, group_id, face_id, uid, embedding FROM faces WHERE model = ? ORDER BY face_id",
             (model,),
         )
 
     def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
-        rows = self.reader().execute(
+        rows = self.read(
             "SELECT app_id, group_id, COUNT(*) FROM faces WHERE model = ? GROUP BY app_id, group_id", (model,)
         )
         return {(app_id, group_id): count for app_id, group_id, count in rows}
 
     def count_stale(self, model: str) -> int:
         """Faces embedded by another model than `model`: invisible to search until reindexed."""
-        (count,) = self.reader().execute("SELECT COUNT(*) FROM faces WHERE model != ?", (model,)).fetchone()
+        (count,) = self.read_one("SELECT COUNT(*) FROM faces WHERE model != ?", (model,))
         return int(count)
 
     def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]:
-        rows = self.reader().execute(
+        rows = self.read(
             "SELECT faces.face_id, crops.jpeg FROM faces JOIN crops USING (app_id, image_sha256) "
             "WHERE faces.model != ? ORDER BY faces.face_id LIMIT ?",
             (model, limit),
@@ -391,14 +524,18 @@ class SQLiteStore:
         return [(face_id, jpeg) for face_id, jpeg in rows]
 
     def backup(self, target: str) -> None:
-        """A consistent copy of the live database, taken with SQLite's online backup."""
-        destination = sqlite3.connect(target)
-        try:
-            self.reader().backup(destination)
-        finally:
-            destination.close()
+        """A consistent copy of the live database in a new owner-only file, taken with SQLite's
+        online backup. FileExistsError if `target` exists."""
+        with database_errors():
+            _copy(self.reader(), Path(target))
 
     def close(self) -> None:
+        """Close every connection, the readers of other threads too: the last connection to close
+        checkpoints the WAL and removes the -wal and -shm files. Call it once nothing reads."""
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for connection in readers:
+            connection.close()
         self._writer.close()
 
 

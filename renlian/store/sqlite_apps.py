@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from renlian.store.base import AppRecord
@@ -11,6 +12,13 @@ _COLUMNS = (
     "app_id, name, api_key, secret_key, brain_all_scope, qps_limit, daily_limit, total_limit, closed, "
     "created_at"
 )
+
+# An expired token answers 111 (expired) rather than 110 (invalid) for a day after it expires; then
+# its row is purged, so the table holds live tokens and not every token ever issued.
+EXPIRED_TOKEN_GRACE_SECONDS = 24 * 3600
+# Each saved token purges at most this many rows, so no token request pays for a long backlog at
+# once; each save adds one row, so a backlog still drains.
+PURGE_BATCH = 100
 
 
 class SQLiteAppStore:
@@ -22,23 +30,15 @@ class SQLiteAppStore:
             db.execute(f"INSERT INTO apps ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _row(app))
 
     def apps(self) -> list[AppRecord]:
-        rows = self._store.reader().execute(f"SELECT {_COLUMNS} FROM apps ORDER BY created_at, app_id")
+        rows = self._store.read(f"SELECT {_COLUMNS} FROM apps ORDER BY created_at, app_id")
         return [_app(row) for row in rows]
 
     def app(self, app_id: str) -> AppRecord | None:
-        row = (
-            self._store.reader()
-            .execute(f"SELECT {_COLUMNS} FROM apps WHERE app_id = ?", (app_id,))
-            .fetchone()
-        )
+        row = self._store.read_one(f"SELECT {_COLUMNS} FROM apps WHERE app_id = ?", (app_id,))
         return _app(row) if row else None
 
     def app_by_key(self, api_key: str) -> AppRecord | None:
-        row = (
-            self._store.reader()
-            .execute(f"SELECT {_COLUMNS} FROM apps WHERE api_key = ?", (api_key,))
-            .fetchone()
-        )
+        row = self._store.read_one(f"SELECT {_COLUMNS} FROM apps WHERE api_key = ?", (api_key,))
         return _app(row) if row else None
 
     def update_app(self, app: AppRecord) -> None:
@@ -60,20 +60,23 @@ class SQLiteAppStore:
                 db.execute(f"DELETE FROM {table} WHERE app_id = ?", (app_id,))
 
     def save_token(self, token_sha256: str, app_id: str, kind: str, expires_at: int) -> None:
+        """Save an issued token's digest, and purge a batch of long-expired ones in the same
+        transaction (tokens_by_expiry finds them)."""
         with self._store.transaction() as db:
             db.execute(
                 "INSERT INTO tokens (token_sha256, app_id, kind, expires_at) VALUES (?, ?, ?, ?)",
                 (token_sha256, app_id, kind, expires_at),
             )
+            db.execute(
+                "DELETE FROM tokens WHERE token_sha256 IN "
+                "(SELECT token_sha256 FROM tokens WHERE expires_at < ? LIMIT ?)",
+                (int(time.time()) - EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH),
+            )
 
     def token(self, token_sha256: str, kind: str) -> tuple[str, int] | None:
-        row = (
-            self._store.reader()
-            .execute(
-                "SELECT app_id, expires_at FROM tokens WHERE token_sha256 = ? AND kind = ?",
-                (token_sha256, kind),
-            )
-            .fetchone()
+        row = self._store.read_one(
+            "SELECT app_id, expires_at FROM tokens WHERE token_sha256 = ? AND kind = ?",
+            (token_sha256, kind),
         )
         return (row[0], int(row[1])) if row else None
 
@@ -86,14 +89,10 @@ class SQLiteAppStore:
             )
 
     def usage(self, app_id: str, day: str) -> tuple[int, int]:
-        row = (
-            self._store.reader()
-            .execute(
-                "SELECT COALESCE(SUM(CASE WHEN day = ? THEN count END), 0), COALESCE(SUM(count), 0) "
-                "FROM usage WHERE app_id = ?",
-                (day, app_id),
-            )
-            .fetchone()
+        row = self._store.read_one(
+            "SELECT COALESCE(SUM(CASE WHEN day = ? THEN count END), 0), COALESCE(SUM(count), 0) "
+            "FROM usage WHERE app_id = ?",
+            (day, app_id),
         )
         return int(row[0]), int(row[1])
 
