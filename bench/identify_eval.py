@@ -18,7 +18,6 @@ docs/accuracy.md.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import tempfile
 import textwrap
 from collections import Counter, defaultdict
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from bench.datasets import IDENTITY_SETS, Sample, analyzer, identity_set, machine, read_bgr, write_section
 from renlian.errors import FaceApiError
-from renlian.library.library import FaceLibrary, Photo
+from renlian.library.library import FaceLibrary
 from renlian.store.sqlite import SQLiteStore
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import BGRImage
@@ -138,12 +137,12 @@ def evaluate_set(model: FaceAnalyzer, name: str, recognizer: str) -> Tally:
         library = FaceLibrary(store, engine)
         for person, photos in enrol.items():
             for sample in photos:
-                photo = Photo(
-                    hashlib.sha256(sample.path.read_bytes()).hexdigest(), photo_pixels(model, sample, aligned)
-                )
                 try:
+                    face = library.enrolment_face(
+                        sample.path.read_bytes(), photo_pixels(model, sample, aligned)
+                    )
                     library.add(
-                        APP, uid_of[person], person, [GROUP], [photo], replace=False, require_existing=False
+                        APP, uid_of[person], person, [GROUP], [face], replace=False, require_existing=False
                     )
                     tally.enrolled_photos += 1
                 except FaceApiError as exc:

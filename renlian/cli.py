@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,12 +21,16 @@ from renlian.models.cache import ModelCache, ModelCacheError
 from renlian.models.registry import MODELS
 from renlian.settings import Settings
 from renlian.store.base import CAPABILITIES, AppRecord
-from renlian.store.sqlite import SQLiteStore
+from renlian.store.files import private_dir
+from renlian.store.sqlite import SQLiteStore, backup_file
 from renlian.store.sqlite_apps import SQLiteAppStore
 from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
 
 # What `renlian apps create` prints: the interface outside checks rely on.
 APP_CREATED_FIELDS = ("app_id", "name", "api_key", "secret_key")
+# Printed only where the user gets a new secret (`apps create`, `apps rotate-secret`): every other
+# command's output ends up in terminals, logs and tickets.
+SECRET_FIELDS = ("secret_key",)
 
 
 class CommandError(Exception):
@@ -57,18 +63,41 @@ def _analyzer_loader(settings: Settings) -> Callable[[], FaceAnalyzer]:
     return lambda: load_analyzer(cache, config)
 
 
+def _store(settings: Settings) -> SQLiteStore:
+    return SQLiteStore(settings.store_path(), busy_timeout=settings.db_busy_timeout_seconds)
+
+
 def _library(settings: Settings) -> FaceLibrary:
-    return FaceLibrary(SQLiteStore(settings.store_path()), _analyzer_loader(settings)())
+    return FaceLibrary(_store(settings), _analyzer_loader(settings)())
+
+
+def _return_large_buffers_to_the_os() -> None:
+    """Fix glibc's mmap threshold at 1 MiB for the server's life.
+
+    glibc raises the threshold (up to 32 MiB) each time a large block is freed, after which
+    request-sized buffers (bodies, image texts, base64-decoded files) come from its heaps, stay
+    there when freed, and fragment them across threads. Fixed, each such buffer is its own mapping,
+    handed back to the system when the request ends: 16 concurrent worst-case requests peaked at
+    708 MiB instead of 909 MiB (bench/memory.py, docs/benchmarks.md). Not glibc: nothing to do.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_mmap_threshold = -3
+    libc.mallopt(m_mmap_threshold, 1024 * 1024)
 
 
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    _return_large_buffers_to_the_os()
+
     from renlian.api.app import create_app
 
     settings = _settings(args)
     _logging(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     app = create_app(settings, _analyzer_loader(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
     return 0
@@ -85,7 +114,8 @@ def import_photos(args: argparse.Namespace) -> int:
         raise CommandError("--group takes one group")
     if not args.folder.is_dir():
         raise CommandError(f"{args.folder} is not a folder")
-    app_id = _existing_app(settings, args.app).app_id
+    with _app_store(settings) as apps:
+        app_id = _existing_app(apps, settings, args.app).app_id
     # A batch wants throughput, not latency: one photo per core at a time, one thread each.
     settings = settings.model_copy(update={"threads_per_worker": 1, "inference_workers": os.cpu_count() or 1})
     library = _library(settings)
@@ -106,20 +136,24 @@ def import_photos(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _app_store(settings: Settings) -> SQLiteAppStore:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return SQLiteAppStore(SQLiteStore(settings.store_path()))
+@contextmanager
+def _app_store(settings: Settings) -> Iterator[SQLiteAppStore]:
+    store = _store(settings)
+    try:
+        yield SQLiteAppStore(store)
+    finally:
+        store.close()
 
 
-def _existing_app(settings: Settings, app_id: str) -> AppRecord:
-    app = _app_store(settings).app(app_id)
+def _existing_app(apps: SQLiteAppStore, settings: Settings, app_id: str) -> AppRecord:
+    app = apps.app(app_id)
     if app is None:
         raise CommandError(f"no app {app_id} in {settings.store_path()}; see `renlian apps list`")
     return app
 
 
-def _app_json(app: AppRecord) -> dict[str, object]:
-    return {
+def _app_json(app: AppRecord, *, secret: bool = False) -> dict[str, object]:
+    fields: dict[str, object] = {
         "app_id": app.app_id,
         "name": app.name,
         "api_key": app.api_key,
@@ -130,40 +164,55 @@ def _app_json(app: AppRecord) -> dict[str, object]:
         "total_limit": app.total_limit,
         "closed": sorted(app.closed),
     }
+    return {key: value for key, value in fields.items() if secret or key not in SECRET_FIELDS}
 
 
 def apps_create(args: argparse.Namespace) -> int:
     app = new_app(args.name, brain_all_scope=not args.signed_only)
-    _app_store(_settings(args)).create_app(app)
-    print(json.dumps({key: value for key, value in _app_json(app).items() if key in APP_CREATED_FIELDS}))
+    with _app_store(_settings(args)) as apps:
+        apps.create_app(app)
+    created = _app_json(app, secret=True)
+    print(json.dumps({key: created[key] for key in APP_CREATED_FIELDS}))
     return 0
 
 
 def apps_list(args: argparse.Namespace) -> int:
-    for app in _app_store(_settings(args)).apps():
-        print(json.dumps(_app_json(app)))
+    with _app_store(_settings(args)) as apps:
+        for app in apps.apps():
+            print(json.dumps(_app_json(app)))
     return 0
 
 
 def apps_delete(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    _existing_app(settings, args.app_id)
-    _app_store(settings).delete_app(args.app_id)
+    with _app_store(settings) as apps:
+        _existing_app(apps, settings, args.app_id)
+        apps.delete_app(args.app_id)
     print(f"deleted app {args.app_id} with its tokens, usage and face library")
     return 0
 
 
 def apps_rotate_secret(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    app = with_new_secret(_existing_app(settings, args.app_id))
-    _app_store(settings).update_app(app)
-    print(json.dumps(_app_json(app)))
+    with _app_store(settings) as apps:
+        app = with_new_secret(_existing_app(apps, settings, args.app_id))
+        apps.update_app(app)
+    print(json.dumps(_app_json(app, secret=True)))
     return 0
 
 
 def apps_set(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    app = _existing_app(settings, args.app_id)
+    with _app_store(settings) as apps:
+        app = _existing_app(apps, settings, args.app_id)
+        updated = _changed(app, args)
+        apps.update_app(updated)
+    print(json.dumps(_app_json(updated)))
+    return 0
+
+
+def _changed(app: AppRecord, args: argparse.Namespace) -> AppRecord:
+    """The app with `apps set`'s flags applied."""
     unknown = set(args.close + args.open) - set(CAPABILITIES)
     if unknown:
         raise CommandError(f"unknown capability {sorted(unknown)}; choose from {', '.join(CAPABILITIES)}")
@@ -174,21 +223,18 @@ def apps_set(args: argparse.Namespace) -> int:
     changes["closed"] = (app.closed | set(args.close)) - set(args.open)
     if args.scope is not None:
         changes["brain_all_scope"] = args.scope == "token"
-    updated = replace(app, **changes)  # type: ignore[arg-type]
-    _app_store(settings).update_app(updated)
-    print(json.dumps(_app_json(updated)))
-    return 0
+    return replace(app, **changes)  # type: ignore[arg-type]
 
 
 def backup(args: argparse.Namespace) -> int:
+    """Read-only: the live store is neither migrated nor written, whatever renlian version made it."""
     settings = _settings(args)
     if not settings.store_path().is_file():
         raise CommandError(f"no store at {settings.store_path()}")
-    if args.target.exists():
-        raise CommandError(f"{args.target} exists; choose a new path")
-    store = SQLiteStore(settings.store_path())
-    store.backup(str(args.target))
-    store.close()
+    try:
+        backup_file(settings.store_path(), args.target, busy_timeout=settings.db_busy_timeout_seconds)
+    except FileExistsError as exc:
+        raise CommandError(f"{args.target} exists; choose a new path") from exc
     print(f"backed up {settings.store_path()} to {args.target}")
     return 0
 
@@ -298,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
     except CommandError as exc:
+        print(f"renlian: {exc}", file=sys.stderr)
+        return 2
+    except FaceApiError as exc:
+        # The store's errors (216300: busy, damaged, read-only): one line, and the user can act.
         print(f"renlian: {exc}", file=sys.stderr)
         return 2
     return result

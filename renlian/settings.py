@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("renlian-data")
     model_dir: Path = Path("~/.cache/renlian/models")
     log_level: str = "info"
+    # How long a database statement waits for another connection's lock (a backup, `renlian apps`,
+    # `renlian import` beside the server) before the request fails with 216300, which clients retry.
+    db_busy_timeout_seconds: float = Field(default=5.0, ge=0.0, le=600.0)
 
     # Which face embedder serves match/identify. "mbf" (InsightFace w600k MobileFaceNet, 512-d) measures
     # best but its weights are for non-commercial research only; "sface" (OpenCV SFace, 128-d) is
@@ -58,9 +61,15 @@ class Settings(BaseSettings):
     max_image_side: int = Field(default=12_000, ge=16)
     min_image_side: int = Field(default=16, ge=1)
 
+    # Baidu's group capacity; lower it to keep a group smaller.
+    max_group_faces: int = Field(default=300_000, ge=1, le=300_000)
+
     # Credentials and quotas.
     token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     max_clock_skew_seconds: int = Field(default=300, ge=0, le=3600)
+    # The longest a bce-auth-v1 signature is accepted, whatever expiration period the client wrote
+    # (Baidu's SDKs write 1800): the window in which a captured request can be replayed.
+    max_signature_seconds: int = Field(default=1800, ge=1, le=24 * 3600)
     max_concurrent_requests: int = Field(default=64, ge=1)
 
     def model_cache(self) -> Path:

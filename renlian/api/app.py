@@ -11,10 +11,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renlian import __version__
 from renlian.api import envelope
-from renlian.api.deps import AnyCaller
+from renlian.api.deps import AnyCall
 from renlian.api.inference import InferencePool
 from renlian.api.routes import detect, faceset, match, oauth, search
 from renlian.api.services import Services, log_id
@@ -39,8 +40,8 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         analyzer = await asyncio.to_thread(load_analyzer)
-        store = SQLiteStore(settings.store_path())
-        library = await asyncio.to_thread(FaceLibrary, store, analyzer)
+        store = SQLiteStore(settings.store_path(), busy_timeout=settings.db_busy_timeout_seconds)
+        library = await asyncio.to_thread(FaceLibrary, store, analyzer, settings.max_group_faces)
         pool = InferencePool(settings.inference_workers)
         apps = SQLiteAppStore(store)
         tokens = TokenService(apps, settings.token_ttl_seconds)
@@ -49,7 +50,9 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             analyzer=analyzer,
             library=library,
             tokens=tokens,
-            guard=Guard(apps, tokens, quotas, settings.max_clock_skew_seconds),
+            guard=Guard(
+                apps, tokens, quotas, settings.max_clock_skew_seconds, settings.max_signature_seconds
+            ),
             pool=pool,
             limits=settings.image_limits(),
         )
@@ -64,7 +67,10 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             yield
         finally:
             flusher.cancel()
-            quotas.flush()
+            try:
+                await asyncio.to_thread(quotas.flush)
+            except FaceApiError:
+                logger.exception("could not save the last usage counts")
             pool.shutdown()
             store.close()
 
@@ -82,7 +88,7 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
 
     # Registered last so that it only catches what no router claimed.
     @app.api_route(REST_PREFIX + "{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    async def unknown_service(path: str, caller: AnyCaller) -> JSONResponse:
+    async def unknown_service(path: str, call: AnyCall) -> JSONResponse:
         raise FaceApiError(ErrorCode.SERVICE_NOT_SUPPORT, f"/rest/{path} is not a service")
 
     _install_error_handlers(app)
@@ -115,9 +121,36 @@ def _install_error_handlers(app: FastAPI) -> None:
             return envelope.error(log_id(request), FaceApiError(code, str(exc.detail)))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = log_id(request)
-        # The traceback stays in the server log, keyed by log_id; the client learns only the code.
-        logger.exception("unexpected failure, log_id %d", request_id)
-        return envelope.error(request_id, FaceApiError(ErrorCode.UNKNOWN_ERROR))
+    app.add_middleware(UnexpectedErrors)
+
+
+class UnexpectedErrors:
+    """216500 for an exception nothing else handled, on a connection that stays open.
+
+    Starlette's handler for `Exception` re-raises after answering, and the server then drops the
+    keep-alive connection, so a client's next request on it fails; this middleware answers instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if started:
+                raise
+            request_id = log_id(Request(scope))
+            # The traceback stays in the server log, keyed by log_id; the client learns only the code.
+            logger.exception("unexpected failure, log_id %d", request_id)
+            await envelope.error(request_id, FaceApiError(ErrorCode.UNKNOWN_ERROR))(scope, receive, send)

@@ -1,74 +1,94 @@
-"""Dependencies every /rest route shares: who is calling (and may they), and the request's parameters."""
+"""The one path every /rest request is read through: a request slot, credentials, then the body, once.
+
+Order matters for a hostile client. The server-wide slot comes first, so at most
+`max_concurrent_requests` bodies are ever in memory. Credentials in the query string or the
+Authorization header are checked before a byte of the body is read. Only a client that puts its
+access_token in the form body (allowed by Baidu's document) has its body read first, and that read
+is bounded by the endpoint's limit like every other. Looking up tokens and apps touches the store,
+so it runs off the event loop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from renlian.api.params import Params, read_params
+from renlian.api.body import is_form, parse_fields, read_body
+from renlian.api.params import (
+    DEFAULT_IMAGE_LIMIT,
+    DETECT_IMAGE_LIMIT,
+    MATCH_IMAGES_LIMIT,
+    SMALL_BODY_LIMIT,
+    Params,
+    body_limit,
+)
 from renlian.api.services import services
 from renlian.auth.guard import Credentials
 
 
 @dataclass(frozen=True)
-class Caller:
-    """The app a request acts for; every face-library row is scoped by its app_id."""
+class Call:
+    """An admitted request: the app it acts for (every face-library row is scoped by its app_id) and
+    its parameters."""
 
     app_id: str
+    params: Params
 
 
-async def _access_token(request: Request) -> str | None:
-    token = request.query_params.get("access_token")
-    if token is None and request.headers.get("content-type", "").startswith(
-        "application/x-www-form-urlencoded"
-    ):
-        form_token = (await request.form()).get("access_token")
-        token = form_token if isinstance(form_token, str) else None
-    return token
+async def _fields(request: Request, limit: int) -> dict[str, str]:
+    return await parse_fields(request.headers, await read_body(request, limit))
 
 
-def authenticated(capability: str | None) -> Callable[[Request], AsyncIterator[Caller]]:
-    """The dependency that admits a request for `capability`: the one place credentials and quotas
-    are checked. It holds one of the server's concurrent-request slots until the response is done."""
+def rest_call(
+    capability: str | None, limit: int, *, reads_body: bool = True
+) -> Callable[[Request], AsyncIterator[Call]]:
+    """The dependency that admits a request for `capability` with a body of at most `limit` bytes:
+    the one place credentials, quotas and bodies are read. It holds one of the server's request
+    slots until the response is done. Without `reads_body` the body is read only if it must be
+    searched for an access_token."""
 
-    async def admit(request: Request) -> AsyncIterator[Caller]:
+    async def admit(request: Request) -> AsyncIterator[Call]:
         guard = services(request).guard
-        credentials = Credentials(
-            method=request.method,
-            path=request.url.path,
-            query=list(request.query_params.multi_items()),
-            headers={name.lower(): value for name, value in request.headers.items()},
-            access_token=None if "authorization" in request.headers else await _access_token(request),
-        )
-        app = guard.identify(credentials)
-        guard.admit(app, capability)
+        guard.quotas.enter()
         try:
-            yield Caller(app.app_id)
+            body: dict[str, str] | None = None
+            token = request.query_params.get("access_token")
+            signed = "authorization" in request.headers
+            if not signed and token is None and is_form(request.headers.get("content-type", "")):
+                body = await _fields(request, limit)
+                token = body.get("access_token")
+            credentials = Credentials(
+                method=request.method,
+                path=request.url.path,
+                query=list(request.query_params.multi_items()),
+                headers={name.lower(): value for name, value in request.headers.items()},
+                access_token=None if signed else token,
+            )
+            app = await asyncio.to_thread(guard.enter, credentials, capability)
+            if body is None:
+                body = await _fields(request, limit) if reads_body else {}
+            yield Call(app.app_id, Params.merged(request.query_params.multi_items(), body))
         finally:
-            guard.quotas.release()
+            guard.quotas.leave()
 
     return admit
 
 
-DETECT = authenticated("detect")
-MATCH = authenticated("match")
-IDENTIFY = authenticated("identify")
-VERIFY = authenticated("verify")
-FACESET = authenticated("faceset")
-ANY = authenticated(None)
+async def unauthenticated_params(request: Request) -> Params:
+    """Parameters of a request that carries no credentials (the token endpoint); small bodies only."""
+    return Params.merged(request.query_params.multi_items(), await _fields(request, SMALL_BODY_LIMIT))
 
 
-FacesetCaller = Annotated[Caller, Depends(FACESET)]
-IdentifyCaller = Annotated[Caller, Depends(IDENTIFY)]
-VerifyCaller = Annotated[Caller, Depends(VERIFY)]
-AnyCaller = Annotated[Caller, Depends(ANY)]
-
-
-async def params(request: Request) -> Params:
-    return await read_params(request)
-
-
-ParamsDep = Annotated[Params, Depends(params)]
+DetectCall = Annotated[Call, Depends(rest_call("detect", body_limit(DETECT_IMAGE_LIMIT)))]
+MatchCall = Annotated[Call, Depends(rest_call("match", body_limit(MATCH_IMAGES_LIMIT)))]
+IdentifyCall = Annotated[Call, Depends(rest_call("identify", body_limit(DEFAULT_IMAGE_LIMIT)))]
+VerifyCall = Annotated[Call, Depends(rest_call("verify", body_limit(DEFAULT_IMAGE_LIMIT)))]
+FacesetCall = Annotated[Call, Depends(rest_call("faceset", body_limit(DEFAULT_IMAGE_LIMIT)))]
+# Unknown services: credentials are checked (an unauthenticated client learns nothing about paths);
+# the body is read only when the token may be in it.
+AnyCall = Annotated[Call, Depends(rest_call(None, body_limit(MATCH_IMAGES_LIMIT), reads_body=False))]
+UnauthenticatedParams = Annotated[Params, Depends(unauthenticated_params)]

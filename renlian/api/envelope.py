@@ -16,11 +16,15 @@ from renlian.errors import FaceApiError
 
 
 class LogIds:
-    """Unique uint64 request ids: milliseconds since the epoch, then a 16-bit sequence.
+    """Unique request ids below 2**53: milliseconds since the epoch times 1024, plus a sequence.
 
-    Ids stay below 2**63 for the next few thousand years and increase monotonically, so log lines
-    sort by them. The sequence allows 65,536 requests per millisecond per process.
+    2**53 is where JSON numbers stop being exact for JavaScript clients, which parse them as
+    doubles: a larger id reaches them rounded and never matches the server log. Ids increase
+    monotonically, so log lines sort by them; a burst of more than 1,024 requests in a millisecond
+    borrows from the next millisecond rather than repeating an id. The bound holds until 2248.
     """
+
+    SEQUENCE_BITS = 10
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -28,7 +32,7 @@ class LogIds:
 
     def next(self) -> int:
         with self._lock:
-            candidate = int(time.time() * 1000) << 16
+            candidate = int(time.time() * 1000) << self.SEQUENCE_BITS
             self._last = max(candidate, self._last + 1)
             return self._last
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ParamSpec, TypeVar
 
 from fastapi import Depends, Request
 
@@ -11,9 +13,13 @@ from renlian.api.envelope import LogIds
 from renlian.api.inference import InferencePool
 from renlian.auth.guard import Guard
 from renlian.auth.tokens import TokenService
-from renlian.library.library import FaceLibrary, Photo
+from renlian.library.library import FaceLibrary
+from renlian.store.base import NewFace
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import BGRImage, ImageLimits, decode_image, decode_photo
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass
@@ -28,8 +34,15 @@ class Services:
     def decode(self, text: str) -> BGRImage:
         return decode_image(text, self.limits)
 
-    def photo(self, text: str) -> Photo:
-        return Photo.of(*decode_photo(text, self.limits))
+    def enrolment_face(self, text: str) -> NewFace:
+        """Decode one photo and keep only what the library stores of it: its pixels are garbage as
+        soon as this returns, so a request with many photos holds one decoded image at a time."""
+        return self.library.enrolment_face(*decode_photo(text, self.limits))
+
+    async def store(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run store work (reads, and writes that embed nothing) in a thread: never on the event
+        loop, which must not wait for SQLite, and not behind the inference queue either."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 LOG_IDS = LogIds()

@@ -28,15 +28,28 @@ class Quotas:
         self._lock = threading.Lock()
         self._recent: dict[str, deque[float]] = {}
         self._pending: dict[tuple[str, str], int] = {}
+        # Counts being written by a flush: still counted by admissions, never lost or counted twice.
+        self._flushing: dict[tuple[str, str], int] = {}
 
-    def admit(self, app: AppRecord) -> None:
-        """Count one request against the app's quotas, or refuse it with Baidu's code."""
-        day = today()
+    def enter(self) -> None:
+        """Take one of the server's request slots, before anything of the request is read: the slots
+        bound how many bodies are in memory at once, whoever sends them."""
         with self._lock:
             if self._in_flight >= self._max_concurrent:
                 raise FaceApiError(
                     ErrorCode.CLUSTER_LIMIT, f"more than {self._max_concurrent} requests at once"
                 )
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def admit(self, app: AppRecord) -> None:
+        """Count one request against the app's quotas, or refuse it with Baidu's code. It may read
+        the store, so it runs off the event loop."""
+        day = today()
+        with self._lock:
             if app.qps_limit is not None:
                 window = self._recent.setdefault(app.app_id, deque())
                 now = time.monotonic()
@@ -46,24 +59,33 @@ class Quotas:
                     raise FaceApiError(ErrorCode.QPS_LIMIT, f"at most {app.qps_limit} requests a second")
             if app.daily_limit is not None or app.total_limit is not None:
                 stored_day, stored_total = self._apps.usage(app.app_id, day)
-                pending_day = self._pending.get((app.app_id, day), 0)
-                pending_total = sum(n for (app_id, _), n in self._pending.items() if app_id == app.app_id)
-                if app.daily_limit is not None and stored_day + pending_day >= app.daily_limit:
+                unsaved = [self._pending, self._flushing]
+                unsaved_day = sum(counts.get((app.app_id, day), 0) for counts in unsaved)
+                unsaved_total = sum(
+                    n for counts in unsaved for (app_id, _), n in counts.items() if app_id == app.app_id
+                )
+                if app.daily_limit is not None and stored_day + unsaved_day >= app.daily_limit:
                     raise FaceApiError(ErrorCode.DAILY_LIMIT, f"at most {app.daily_limit} requests a day")
-                if app.total_limit is not None and stored_total + pending_total >= app.total_limit:
+                if app.total_limit is not None and stored_total + unsaved_total >= app.total_limit:
                     raise FaceApiError(ErrorCode.TOTAL_LIMIT, f"at most {app.total_limit} requests in all")
             if app.qps_limit is not None:
                 self._recent[app.app_id].append(time.monotonic())
             self._pending[(app.app_id, day)] = self._pending.get((app.app_id, day), 0) + 1
-            self._in_flight += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
 
     def flush(self) -> None:
-        # Under the lock, so that no admission sees a count that is neither pending nor stored.
+        """Save the pending counts. The lock is not held while the store writes (an fsync), so
+        admissions never wait for the disk; meanwhile they count what is being written."""
         with self._lock:
-            if self._pending:
-                self._apps.add_usage(self._pending)
-                self._pending = {}
+            if not self._pending or self._flushing:
+                return
+            self._flushing, self._pending = self._pending, {}
+        try:
+            self._apps.add_usage(self._flushing)
+        except BaseException:
+            with self._lock:
+                for key, count in self._flushing.items():
+                    self._pending[key] = self._pending.get(key, 0) + count
+                self._flushing = {}
+            raise
+        with self._lock:
+            self._flushing = {}

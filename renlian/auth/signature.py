@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
@@ -37,9 +38,15 @@ class Authorization:
         return f"{PREFIX}/{self.api_key}/{self.timestamp}/{self.expiration}"
 
 
+# ASCII digits only, and few of them: str.isdigit() admits "²", which int() rejects, and int() of
+# thousands of digits is refused (or slow) too.
+_EXPIRATION = re.compile(r"[0-9]{1,10}")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
 def parse(header: str) -> Authorization:
     parts = header.strip().split("/")
-    if len(parts) != 6 or parts[0] != PREFIX or not parts[3].isdigit():
+    if len(parts) != 6 or parts[0] != PREFIX or not _EXPIRATION.fullmatch(parts[3]):
         raise FaceApiError(ErrorCode.INVALID_TOKEN_PARAM, "authorization is not a bce-auth-v1 header")
     signed = tuple(name.strip().lower() for name in parts[4].split(";") if name.strip())
     if "host" not in signed:
@@ -48,6 +55,8 @@ def parse(header: str) -> Authorization:
 
 
 def issued_at(authorization: Authorization) -> datetime:
+    if not _TIMESTAMP.fullmatch(authorization.timestamp):
+        raise FaceApiError(ErrorCode.INVALID_TOKEN_PARAM, "the signature's timestamp is malformed")
     try:
         return datetime.strptime(authorization.timestamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError as exc:
@@ -68,4 +77,6 @@ def sign(secret_key: str, authorization: Authorization, canonical: str) -> str:
 
 
 def verify(secret_key: str, authorization: Authorization, canonical: str) -> bool:
-    return hmac.compare_digest(sign(secret_key, authorization, canonical), authorization.signature.lower())
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a header may carry.
+    claimed = authorization.signature.lower().encode("utf-8", "replace")
+    return hmac.compare_digest(sign(secret_key, authorization, canonical).encode(), claimed)

@@ -61,6 +61,8 @@ class GroupIndex:
             self._faces_of.setdefault(uid, set()).add(face_id)
 
     def add(self, face_id: int, uid: str, vector: NDArray[np.float32]) -> None:
+        # A face id names one row: a store that reuses the id of a deleted row must not leave two.
+        self.remove(face_id)
         row = len(self._face_ids)
         self.reserve(row + 1)
         self._vectors[row] = vector
@@ -109,6 +111,10 @@ class GroupIndex:
             mine = np.sort(scores[[self._row_of[face_id] for face_id in self._faces_of[uid]]])[::-1]
             hits.append(UserHit(uid, [float(v) for v in mine[:faces_per_user]]))
         return hits
+
+    def rows(self) -> dict[int, str]:
+        """face_id -> uid of every row: what the index holds, to compare with the store."""
+        return dict(zip(self._face_ids, self._uids, strict=True))
 
     def user_scores(self, query: NDArray[np.float32], uid: str) -> list[float]:
         """Every face score of one user, best first."""
@@ -176,6 +182,15 @@ class FaceIndex:
                 group = self._group_for_write(face.app_id, face.group_id)
                 with group.lock:
                     group.add(face.face_id, face.uid, face.embedding)
+
+    def contents(self) -> dict[tuple[str, str], dict[int, str]]:
+        """(app_id, group_id) -> {face_id: uid} for every non-empty group."""
+        found = {}
+        for key, group in list(self._groups.items()):
+            with group.lock:
+                if len(group):
+                    found[key] = group.rows()
+        return found
 
     def face_count(self) -> int:
         return sum(len(group) for group in self._groups.values())

@@ -1,8 +1,10 @@
 """The face library's operations, in Baidu v2's terms, over a store and an in-memory index.
 
-Order of a write: embed the photos (no lock held), commit to the store (one transaction), then
-update the index, and only then answer. So a face is searchable by the very next request after its
-add returns, and a crash between commit and answer loses no acknowledged face.
+Order of a write: embed the photos (no lock held), then, under the app's write lock, commit to the
+store (one transaction) and update the index, and only then answer. So a face is searchable by the
+very next request after its add returns, and a crash between commit and answer loses no acknowledged
+face. The lock makes commit and index update one step: without it, two writes to the same user could
+reach the index in the other order than they committed, and a deleted face would stay searchable.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -24,7 +29,8 @@ from renlian.vision.image import BGRImage
 
 logger = logging.getLogger("renlian.library")
 
-_ID = re.compile(r"^[A-Za-z0-9_]+$")
+# ASCII only, matched whole: `$` alone would let a trailing newline through.
+_ID = re.compile(r"[A-Za-z0-9_]+")
 MAX_UID_BYTES = 128
 MAX_GROUP_CHARS = 48
 MAX_GROUP_PARAM_BYTES = 128
@@ -33,7 +39,7 @@ MAX_GROUP_FACES = 300_000
 
 
 def parse_uid(value: str) -> str:
-    if not _ID.match(value) or len(value.encode()) > MAX_UID_BYTES:
+    if not _ID.fullmatch(value) or len(value.encode()) > MAX_UID_BYTES:
         raise FaceApiError(
             ErrorCode.INVALID_USERID, f"uid must be 1-{MAX_UID_BYTES} bytes of letters, digits and _"
         )
@@ -42,11 +48,11 @@ def parse_uid(value: str) -> str:
 
 def parse_groups(value: str) -> list[str]:
     """A comma-separated group_id list: each of letters, digits and _, at most 48 characters."""
-    groups = [group.strip() for group in value.split(",")]
     if len(value.encode()) > MAX_GROUP_PARAM_BYTES:
         raise FaceApiError(ErrorCode.INVALID_PARAM, f"group_id is longer than {MAX_GROUP_PARAM_BYTES} bytes")
+    groups = [group.strip() for group in value.split(",")]
     for group in groups:
-        if not _ID.match(group) or len(group) > MAX_GROUP_CHARS:
+        if not _ID.fullmatch(group) or len(group) > MAX_GROUP_CHARS:
             raise FaceApiError(
                 ErrorCode.INVALID_PARAM,
                 f"each group_id must be 1-{MAX_GROUP_CHARS} letters, digits and _ (got {group!r})",
@@ -61,18 +67,6 @@ def parse_user_info(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class Photo:
-    """One request image: its bytes' checksum (what "the same image" means) and its pixels."""
-
-    sha256: str
-    pixels: BGRImage
-
-    @classmethod
-    def of(cls, data: bytes, pixels: BGRImage) -> Photo:
-        return cls(hashlib.sha256(data).hexdigest(), pixels)
-
-
-@dataclass(frozen=True)
 class GroupHit:
     group_id: str
     uid: str
@@ -81,9 +75,14 @@ class GroupHit:
 
 
 class FaceLibrary:
-    def __init__(self, store: FaceStore, analyzer: FaceAnalyzer) -> None:
+    def __init__(
+        self, store: FaceStore, analyzer: FaceAnalyzer, max_group_faces: int = MAX_GROUP_FACES
+    ) -> None:
         self.store = store
         self.analyzer = analyzer
+        self.max_group_faces = max_group_faces
+        self._write_locks: dict[str, threading.Lock] = {}
+        self._write_locks_lock = threading.Lock()
         embedder = analyzer.embedder
         self.index = FaceIndex(embedder.name, embedder.dim)
         started = time.perf_counter()
@@ -95,11 +94,23 @@ class FaceLibrary:
                 "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
             )
 
-    def _new_face(self, photo: Photo) -> NewFace:
-        embedding, aligned = self.analyzer.enrolment_face(photo.pixels)
+    @contextmanager
+    def _writing(self, app_id: str) -> Iterator[None]:
+        """Commit and index update of one write, as one step for the app's library (module doc)."""
+        with self._write_locks_lock:
+            lock = self._write_locks.setdefault(app_id, threading.Lock())
+        with lock:
+            yield
+
+    def enrolment_face(self, data: bytes, pixels: BGRImage) -> NewFace:
+        """What the library keeps of a photo: its file's checksum (what "the same image" means), its
+        largest face's embedding and aligned crop. The pixels can be dropped once this returns."""
+        embedding, aligned = self.analyzer.enrolment_face(pixels)
         ok, jpeg = cv2.imencode(".jpg", aligned, [cv2.IMWRITE_JPEG_QUALITY, 95])
         assert ok
-        return NewFace(photo.sha256, self.analyzer.embedder.name, embedding, jpeg.tobytes())
+        return NewFace(
+            hashlib.sha256(data).hexdigest(), self.analyzer.embedder.name, embedding, jpeg.tobytes()
+        )
 
     def add(
         self,
@@ -107,24 +118,24 @@ class FaceLibrary:
         uid: str,
         user_info: str | None,
         groups: list[str],
-        photos: list[Photo],
+        faces: list[NewFace],
         *,
         replace: bool,
         require_existing: bool,
     ) -> None:
-        faces = [self._new_face(photo) for photo in photos]
-        self.index.apply(
-            self.store.enrol(
-                app_id,
-                uid,
-                user_info,
-                groups,
-                faces,
-                replace=replace,
-                require_existing=require_existing,
-                max_group_faces=MAX_GROUP_FACES,
+        with self._writing(app_id):
+            self.index.apply(
+                self.store.enrol(
+                    app_id,
+                    uid,
+                    user_info,
+                    groups,
+                    faces,
+                    replace=replace,
+                    require_existing=require_existing,
+                    max_group_faces=self.max_group_faces,
+                )
             )
-        )
 
     def update(
         self,
@@ -132,7 +143,7 @@ class FaceLibrary:
         uid: str,
         user_info: str | None,
         groups: list[str] | None,
-        photos: list[Photo],
+        faces: list[NewFace],
         *,
         create: bool,
     ) -> None:
@@ -143,16 +154,19 @@ class FaceLibrary:
                 raise FaceApiError(
                     ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled; pass group_id to create it"
                 )
-        self.add(app_id, uid, user_info, groups, photos, replace=True, require_existing=not create)
+        self.add(app_id, uid, user_info, groups, faces, replace=True, require_existing=not create)
 
     def delete(self, app_id: str, uid: str, groups: list[str] | None) -> None:
-        self.index.apply(self.store.delete_user(app_id, uid, groups))
+        with self._writing(app_id):
+            self.index.apply(self.store.delete_user(app_id, uid, groups))
 
     def copy(self, app_id: str, uid: str, source: str, targets: list[str]) -> None:
-        self.index.apply(self.store.copy_user(app_id, uid, source, targets))
+        with self._writing(app_id):
+            self.index.apply(self.store.copy_user(app_id, uid, source, targets, self.max_group_faces))
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> None:
-        self.index.apply(self.store.remove_from_groups(app_id, uid, groups))
+        with self._writing(app_id):
+            self.index.apply(self.store.remove_from_groups(app_id, uid, groups))
 
     def user(self, app_id: str, uid: str) -> list[UserRecord]:
         records = self.store.user(app_id, uid)

@@ -12,8 +12,9 @@ import binascii
 import io
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import cv2
 import numpy as np
@@ -23,6 +24,7 @@ from PIL import Image
 from renlian.errors import ErrorCode, FaceApiError
 
 _DATA_URI = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,")
+_DATA_URI_HEAD = re.compile(r"\s*data:image/[a-zA-Z0-9.+-]+;base64")
 _WHITESPACE = str.maketrans("", "", "\r\n\t")
 _FORMATS = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"BM": "BMP"}
 
@@ -38,9 +40,54 @@ class ImageLimits:
     min_side: int
 
 
-def split_images(field: str) -> list[str]:
-    """Several images in one field are base64 strings joined by commas (the match endpoint's form)."""
-    return field.split(",")
+class ImageTexts(Sequence[str]):
+    """The images of a field that joins several with commas (the match endpoint's form).
+
+    Each image's text is sliced out only when asked for, so a request that works through its images
+    one at a time holds one image's text beside the field, not a copy of the whole field. A
+    data-URI header has a comma of its own ("data:image/png;base64,..."), which joins it to its
+    image rather than making two.
+    """
+
+    def __init__(self, field: str) -> None:
+        self._field = field
+        self._spans: list[tuple[int, int]] = []
+        start = 0
+        while True:
+            comma = field.find(",", start)
+            end = len(field) if comma < 0 else comma
+            previous = self._spans[-1] if self._spans else None
+            if previous and _is_data_uri_head(field, *previous):
+                self._spans[-1] = (previous[0], end)
+            else:
+                self._spans.append((start, end))
+            if comma < 0:
+                break
+            start = comma + 1
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self._field[start:end] for start, end in self._spans[index]]
+        start, end = self._spans[index]
+        return self._field[start:end]
+
+
+def _is_data_uri_head(field: str, start: int, end: int) -> bool:
+    # Headers are short: never slice a long image just to test it.
+    return end - start <= 64 and _DATA_URI_HEAD.fullmatch(field, start, end) is not None
+
+
+def split_images(field: str) -> ImageTexts:
+    return ImageTexts(field)
 
 
 def decode_base64(text: str) -> bytes:

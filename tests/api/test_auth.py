@@ -101,12 +101,18 @@ def test_missing_unknown_and_expired_tokens(server: Server) -> None:
 
 
 def signed_headers(
-    app: dict[str, str], method: str, path: str, query: dict[str, str], host: str, when: datetime
+    app: dict[str, str],
+    method: str,
+    path: str,
+    query: dict[str, str],
+    host: str,
+    when: datetime,
+    expiration: str = "1800",
 ) -> dict[str, str]:
     """bce-auth-v1 headers computed the way baidu-aip's AipBase._getAuthHeaders computes them."""
     timestamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     headers = {"Host": host, "x-bce-date": timestamp}
-    scope = f"bce-auth-v1/{app['api_key']}/{timestamp}/1800"
+    scope = f"bce-auth-v1/{app['api_key']}/{timestamp}/{expiration}"
     signing_key = hmac.new(app["secret_key"].encode(), scope.encode(), hashlib.sha256).hexdigest()
     canonical_headers = "\n".join(
         sorted(f"{quote(k.strip(), '').lower()}:{quote(v.strip(), '')}" for k, v in headers.items())
@@ -132,11 +138,12 @@ def signed_post(
     age: float = 0,
     send_host: str | None = None,
     secret: str | None = None,
+    expiration: str = "1800",
 ) -> httpx.Response:
     query = {"aipSdk": "python", "aipVersion": "1_6_7"}
     when = datetime.now(UTC) - timedelta(seconds=age)
     headers = signed_headers(
-        {**app, "secret_key": secret or app["secret_key"]}, "POST", GETLIST, query, host, when
+        {**app, "secret_key": secret or app["secret_key"]}, "POST", GETLIST, query, host, when, expiration
     )
     if send_host:
         headers["Host"] = send_host
@@ -160,6 +167,31 @@ def test_bce_auth_v1_signatures(server: Server) -> None:
         headers={"authorization": f"bce-auth-v1/{app['api_key']}/2026-01-01T00:00:00Z/1800/x-bce-date/abc"},
     )
     assert error_code(no_host) == 100
+
+
+def test_a_signature_is_valid_for_the_servers_window_whatever_it_claims(server: Server) -> None:
+    app = server.app
+    # A correctly signed header that claims a billion seconds: replayable for decades if trusted.
+    assert error_code(signed_post(server, app, age=7200, expiration="1000000000")) == 111
+    assert error_code(signed_post(server, app, age=1700, expiration="1000000000")) is None
+    assert error_code(signed_post(server, app, age=60, expiration="120")) is None
+    assert error_code(signed_post(server, app, age=200, expiration="120")) == 111
+
+
+def test_malformed_signatures_get_auth_codes(server: Server) -> None:
+    key = server.app["api_key"]
+    for header, code in (
+        (f"bce-auth-v1/{key}/2026-01-01T00:00:00Z/²/host/abc", 100),
+        (f"bce-auth-v1/{key}/2026-01-01T00:00:00Z/{'9' * 5000}/host/abc", 100),
+        (f"bce-auth-v1/{key}/２０２６-01-01T00:00:00Z/1800/host/abc", 100),
+    ):
+        sent = {b"authorization": header.encode()}  # as UTF-8 bytes, which httpx passes through
+        assert error_code(httpx.post(server.base_url + GETLIST, headers=sent)) == code, header[:60]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Non-ASCII in the signature itself: a mismatch like any other, not a crash.
+    header = f"bce-auth-v1/{key}/{now}/1800/host/é{'0' * 63}"
+    sent = {b"authorization": header.encode()}
+    assert error_code(httpx.post(server.base_url + GETLIST, headers=sent)) == 110
 
 
 def test_rotating_the_secret_revokes_tokens(server: Server) -> None:
@@ -204,17 +236,23 @@ def test_quotas_and_their_persistence(tmp_path: Path, astronaut: np.ndarray) -> 
         # One request at a time: a second one while a slow detect runs is refused with 4.
         cli(first, "set", app["app_id"], "--daily", "0")
         many = {"image": b64(np.tile(astronaut, (4, 4, 1))), "max_face_num": "16", "face_fields": "landmark"}
-        results: list[Any] = []
-        slow = threading.Thread(target=lambda: results.append(error_code(first.post(DETECT, many))))
-        slow.start()
-        # Let the detect take the only slot first (it is admitted as soon as its headers arrive,
-        # and then runs for a few hundred milliseconds); only then compete with it.
-        threading.Event().wait(0.05)
-        refused = []
-        while slow.is_alive():
-            refused.append(error_code(first.post(GETLIST)))
-        slow.join()
-        assert results == [None] and 4 in refused
+
+        def compete() -> tuple[list[Any], list[int | None]]:
+            results: list[Any] = []
+            slow = threading.Thread(target=lambda: results.append(error_code(first.post(DETECT, many))))
+            slow.start()
+            # Let the detect take the only slot first (it is admitted as soon as its headers arrive,
+            # and then runs for a few hundred milliseconds); only then compete with it.
+            threading.Event().wait(0.2)
+            refused = []
+            while slow.is_alive():
+                refused.append(error_code(first.post(GETLIST)))
+            slow.join()
+            return results, refused
+
+        # On a loaded machine the detect can lose the race for the slot; it must win one of a few.
+        outcomes = [compete() for _ in range(3)]
+        assert any(results == [None] and 4 in refused for results, refused in outcomes), outcomes
         cli(first, "set", app["app_id"], "--daily", "5")
     finally:
         first.stop()

@@ -102,5 +102,13 @@ def test_data_uri_header_line_breaks_and_spaces_are_tolerated(astronaut: np.ndar
 
 
 def test_split_images_keeps_empty_positions() -> None:
-    assert split_images("a,b") == ["a", "b"]
-    assert split_images("a,") == ["a", ""]
+    assert list(split_images("a,b")) == ["a", "b"]
+    assert list(split_images("a,")) == ["a", ""]
+
+
+def test_split_images_keeps_data_uri_headers_with_their_images() -> None:
+    texts = split_images("data:image/png;base64,AAAA,BBBB, data:image/jpeg;base64,CCCC")
+    assert list(texts) == ["data:image/png;base64,AAAA", "BBBB", " data:image/jpeg;base64,CCCC"]
+    assert len(texts) == 3 and texts[-1].endswith("CCCC") and texts[:2] == list(texts)[:2]
+    # A header with no image after it stays an (undecodable) image of its own.
+    assert list(split_images("AAAA,data:image/png;base64")) == ["AAAA", "data:image/png;base64"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from renlian.api.attributes import attribute_body
-from renlian.api.deps import DETECT, ParamsDep
+from renlian.api.deps import DetectCall
 from renlian.api.envelope import ok
 from renlian.api.params import DETECT_IMAGE_LIMIT, check_encoded_size
 from renlian.api.services import ServicesDep, log_id
@@ -21,12 +21,13 @@ from renlian.vision.landmarks import LANDMARK4_FROM_106, LANDMARK72_FROM_106, pr
 FACE_FIELDS = ATTRIBUTE_FIELDS | {"landmark"}
 MAX_FACES = 50
 
-router = APIRouter(dependencies=[Depends(DETECT)])
+router = APIRouter()
 
 
 @router.api_route("/rest/2.0/face/v1/detect", methods=["GET", "POST"])
 @router.api_route("/rest/2.0/face/v2/detect", methods=["GET", "POST"])
-async def detect(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONResponse:
+async def detect(request: Request, call: DetectCall, svc: ServicesDep) -> JSONResponse:
+    p = call.params
     image = p.required("image")
     check_encoded_size(image, DETECT_IMAGE_LIMIT)
     max_faces = p.uint("max_face_num", 1, minimum=1, maximum=MAX_FACES)

@@ -7,11 +7,11 @@ import json
 from itertools import combinations
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from renlian.api.attributes import qualities_body
-from renlian.api.deps import MATCH, ParamsDep
+from renlian.api.deps import MatchCall
 from renlian.api.envelope import LIVENESS, format_liveness, ok
 from renlian.api.params import MATCH_IMAGES_LIMIT, check_encoded_size
 from renlian.api.services import ServicesDep, log_id
@@ -24,11 +24,12 @@ MAX_IMAGES = 10
 QUALITIES = "qualities"
 EXT_FIELDS = frozenset({QUALITIES})
 
-router = APIRouter(dependencies=[Depends(MATCH)])
+router = APIRouter()
 
 
 @router.api_route("/rest/2.0/face/v2/match", methods=["GET", "POST"])
-async def match(request: Request, p: ParamsDep, svc: ServicesDep) -> JSONResponse:
+async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResponse:
+    p = call.params
     field = p.first_of("images", "image")
     check_encoded_size(field, MATCH_IMAGES_LIMIT)
     images = split_images(field)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from renlian.api.deps import ParamsDep
+from renlian.api.deps import UnauthenticatedParams
 from renlian.api.services import ServicesDep
 from renlian.auth.tokens import OAuthError
 
@@ -13,9 +13,9 @@ router = APIRouter()
 
 
 @router.api_route("/oauth/2.0/token", methods=["GET", "POST"])
-async def token(p: ParamsDep, svc: ServicesDep) -> JSONResponse:
+async def token(p: UnauthenticatedParams, svc: ServicesDep) -> JSONResponse:
     try:
-        return JSONResponse(svc.tokens.grant(p.values))
+        return JSONResponse(await svc.store(svc.tokens.grant, p.values))
     except OAuthError as exc:
         return JSONResponse(
             {"error": exc.error, "error_description": exc.description}, status_code=exc.status

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from renlian.api.deps import IdentifyCaller, ParamsDep, VerifyCaller
+from renlian.api.deps import IdentifyCall, VerifyCall
 from renlian.api.envelope import LIVENESS, format_liveness, ok
 from renlian.api.params import DEFAULT_IMAGE_LIMIT, Params, check_encoded_size
 from renlian.api.services import Services, ServicesDep, log_id
@@ -38,13 +38,12 @@ def with_liveness(body: dict[str, Any], live: float | None) -> dict[str, Any]:
 
 
 @router.api_route("/rest/2.0/face/v2/identify", methods=["POST"])
-async def identify(request: Request, p: ParamsDep, svc: ServicesDep, caller: IdentifyCaller) -> JSONResponse:
+async def identify(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSONResponse:
+    p = call.params
     groups = parse_groups(p.required("group_id"))
     top = p.uint("user_top_num", 1, minimum=1, maximum=MAX_USER_TOP)
     pixels, liveness = await probe(svc, p)
-    hits, live = await svc.pool.run(
-        svc.library.identify, caller.app_id, groups, pixels, top, liveness=liveness
-    )
+    hits, live = await svc.pool.run(svc.library.identify, call.app_id, groups, pixels, top, liveness=liveness)
     model = svc.library.index.model
     result = [
         {
@@ -59,13 +58,14 @@ async def identify(request: Request, p: ParamsDep, svc: ServicesDep, caller: Ide
 
 
 @router.api_route("/rest/2.0/face/v2/verify", methods=["POST"])
-async def verify(request: Request, p: ParamsDep, svc: ServicesDep, caller: VerifyCaller) -> JSONResponse:
+async def verify(request: Request, call: VerifyCall, svc: ServicesDep) -> JSONResponse:
+    p = call.params
     uid = parse_uid(p.required("uid"))
     groups = parse_groups(p.required("group_id"))
     top = p.uint("top_num", 1, minimum=1, maximum=MAX_TOP)
     pixels, liveness = await probe(svc, p)
     cosines, live = await svc.pool.run(
-        svc.library.verify, caller.app_id, uid, groups, pixels, liveness=liveness
+        svc.library.verify, call.app_id, uid, groups, pixels, liveness=liveness
     )
     model = svc.library.index.model
     result = [similarity_score(cosine, model) for cosine in cosines[:top]]
