@@ -1,155 +1,575 @@
-"""Exact cosine search, per group, held in memory and updated in place on every write.
+"""Exact cosine search, per group, updated in place on every write: an int8 first pass with a bound,
+then a float32 re-rank of every row the bound cannot rule out.
 
-Exact search has perfect recall, which approximate indexes (84-92% at 300,000 faces, DESIGN.md)
-do not. Its cost is reading every embedding once per search: at 300,000 x 512 floats that is
-600 MB and about 45 ms on two cores, bound by memory bandwidth (docs/benchmarks.md).
-Each group has its own lock: a search waits only for a write to the same group, and a write holds
-the lock only to copy rows in, never while a photo is being embedded.
+Exact search has perfect recall, which approximate indexes (84-92% at 300,000 faces, DESIGN.md) do
+not. Reading 300,000 x 512 float32 per probe (600 MB) is what made it slow; here each probe reads the
+int8 codes (150 MB) and a few hundred float32 rows, and the answer is the brute-force float32 answer
+by construction (bound.py; docs/library.md):
+
+1. every row's first-pass score a, with |exact - a| <= bound(row) (scan.py);
+2. the exact scores of the rows with the best a (or of each user's best row by a, when those hold
+   too few users); the `users`-th best of those users' best scores is a floor that the true
+   `users`-th best user reaches too;
+3. the exact scores of every row whose a + bound reaches the floor: no other row can be any top
+   user's best face, so ranking these gives the brute-force ranking. A top user's face scores are
+   found the same way among its own rows.
+
+Users rank by their best face's exact score, ties by the lower face id. The codes live in memory in
+blocks (the first 1,024 rows, then doubling up to 32,768), stored transposed as the integer product
+wants them; the float32 rows live in a file (rows.py). Each group has its own lock: a search waits
+only for a write to the same group, and a write holds it only to copy rows in.
 """
 
 from __future__ import annotations
 
+import bisect
+import fcntl
+import hashlib
+import logging
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from renlian.store.base import FaceChanges
+from renlian.library import snapshot
+from renlian.library.bound import QueryCode, RowCodes, code_query, code_rows, exact_scores
+from renlian.library.rows import RowFile
+from renlian.library.scan import FirstPass
+from renlian.store.base import FaceChanges, FaceStore
+from renlian.store.files import private_dir
+
+logger = logging.getLogger("renlian.library")
 
 LOAD_BLOCK = 4096
+FIRST_BLOCK = 1024
+MAX_BLOCK = 32768
+# Rows scored exactly at once: bounds the float64 copy when the bound rules out little.
+EXACT_CHUNK = 8192
+SNAPSHOT_FORMAT = 1
+
+# Per-row arrays, grown with the blocks and moved with their row. `_owner` is the row's user, as an
+# index into `_names`: no Python object per row, so a snapshot of 300,000 rows loads in a blink.
+_STATS = ("_scale", "_offset_sum", "_norm", "_residual", "_owner")
 
 
 @dataclass(frozen=True)
 class UserHit:
     uid: str
-    scores: list[float]  # cosine similarities of this user's best faces, best first
+    scores: list[float]  # exact cosine similarities of this user's best faces, best first
+
+
+def _below(value: float) -> np.float32:
+    """The largest float32 not above `value`: a float32 comparison against it drops nothing."""
+    rounded = np.float32(value)
+    return rounded if float(rounded) <= value else np.nextafter(rounded, np.float32(-np.inf))
 
 
 class GroupIndex:
-    """One group's embeddings as rows of a matrix with spare capacity; deletes swap in the last row."""
+    """One group's rows: codes in memory, float32 in a file; deletes move the last row in."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, first_pass: FirstPass | None = None, rows: RowFile | None = None) -> None:
         self.lock = threading.Lock()
-        self._vectors = np.zeros((16, dim), np.float32)
+        self.dim = dim
+        self._pass = first_pass or shared_first_pass()
+        self._file = rows or RowFile(dim)
+        self._blocks: list[NDArray[np.int8]] = []  # codes, dim x block size
+        self._starts = [0]  # each block's first row, then the end of the last block
+        self._scale = np.zeros(0, np.float32)
+        self._offset_sum = np.zeros(0, np.int32)
+        self._norm = np.zeros(0, np.float32)
+        self._residual = np.zeros(0, np.float32)
+        self._owner = np.zeros(0, np.int32)
+        # Only ever raised: still upper bounds after the row that set them is gone.
+        self._norm_max = 0.0
+        self._residual_max = 0.0
         self._face_ids: list[int] = []
-        self._uids: list[str] = []
         self._row_of: dict[int, int] = {}
-        self._faces_of: dict[str, set[int]] = {}
+        # Every uid seen since the group was loaded (the snapshot keeps only those still present).
+        self._names: list[str] = []
+        self._number: dict[str, int] = {}
+        # The store's change stamp that the rows match (None: not known), and whether the snapshot
+        # on disk holds exactly these rows.
+        self.stamp: int | None = None
+        self.saved = False
+        self.meta_path: Path | None = None
 
     def __len__(self) -> int:
         return len(self._face_ids)
 
-    def reserve(self, rows: int) -> None:
-        # Grow by half rather than double: the old and new arrays coexist while copying, and at
-        # 300,000 x 512 floats each one is 600 MB.
-        if rows > len(self._vectors):
-            grown = np.zeros((max(rows, len(self._vectors) * 3 // 2), self._vectors.shape[1]), np.float32)
-            grown[: len(self._face_ids)] = self._vectors[: len(self._face_ids)]
-            self._vectors = grown
+    # Writes ---------------------------------------------------------------------------------------
+
+    def _changing(self) -> None:
+        """Before the first change since the snapshot was written: the snapshot no longer holds."""
+        if self.saved and self.meta_path is not None:
+            self.meta_path.unlink(missing_ok=True)
+        self.saved = False
+
+    def _reserve(self, rows: int) -> None:
+        while self._starts[-1] < rows:
+            size = min(MAX_BLOCK, FIRST_BLOCK << len(self._blocks))
+            self._blocks.append(np.zeros((self.dim, size), np.int8))
+            self._starts.append(self._starts[-1] + size)
+        capacity = self._starts[-1]
+        for name in _STATS:
+            old = getattr(self, name)
+            if len(old) < capacity:
+                grown = np.zeros(capacity, old.dtype)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+
+    def _locate(self, row: int) -> tuple[int, int]:
+        block = bisect.bisect_right(self._starts, row) - 1
+        return block, row - self._starts[block]
+
+    def _put(self, start: int, coded: RowCodes) -> None:
+        end = start + len(coded.scale)
+        self._scale[start:end] = coded.scale
+        self._offset_sum[start:end] = coded.offset_sum
+        self._norm[start:end] = coded.norm
+        self._residual[start:end] = coded.residual
+        row = start
+        while row < end:
+            block, offset = self._locate(row)
+            stop = min(end, self._starts[block + 1])
+            self._blocks[block][:, offset : offset + stop - row] = coded.codes[row - start : stop - start].T
+            row = stop
+        if end > start:
+            self._norm_max = max(self._norm_max, float(coded.norm.max()))
+            self._residual_max = max(self._residual_max, float(coded.residual.max()))
 
     def extend(self, face_ids: list[int], uids: list[str], vectors: NDArray[np.float32]) -> None:
-        """Append a block of rows with one copy: how the index is loaded at start-up."""
+        """Append a block of rows with one write: how a group is built at start-up."""
+        self._changing()
         start = len(self._face_ids)
-        self.reserve(start + len(face_ids))
-        self._vectors[start : start + len(face_ids)] = vectors
+        self._reserve(start + len(face_ids))
+        self._file.write(start, vectors)
+        self._put(start, code_rows(vectors))
         self._face_ids.extend(face_ids)
-        self._uids.extend(uids)
         self._row_of.update(zip(face_ids, range(start, start + len(face_ids)), strict=True))
-        for face_id, uid in zip(face_ids, uids, strict=True):
-            self._faces_of.setdefault(uid, set()).add(face_id)
+        self._owner[start : start + len(uids)] = [self._number_of(uid) for uid in uids]
+
+    def _number_of(self, uid: str) -> int:
+        number = self._number.get(uid)
+        if number is None:
+            number = self._number[uid] = len(self._names)
+            self._names.append(uid)
+        return number
+
+    def _rows_of(self, uid: str) -> NDArray[np.intp]:
+        """A user's rows: one comparison per row (0.1 ms at 300,000), no per-user sets to build."""
+        number = self._number.get(uid)
+        if number is None:
+            return np.zeros(0, np.intp)
+        return np.flatnonzero(self._owner[: len(self._face_ids)] == number)
 
     def add(self, face_id: int, uid: str, vector: NDArray[np.float32]) -> None:
         # A face id names one row: a store that reuses the id of a deleted row must not leave two.
         self.remove(face_id)
-        row = len(self._face_ids)
-        self.reserve(row + 1)
-        self._vectors[row] = vector
-        self._face_ids.append(face_id)
-        self._uids.append(uid)
-        self._row_of[face_id] = row
-        self._faces_of.setdefault(uid, set()).add(face_id)
+        self.extend([face_id], [uid], np.asarray(vector, np.float32)[None, :])
 
     def remove(self, face_id: int) -> None:
         row = self._row_of.pop(face_id, None)
         if row is None:
             return
-        owner = self._uids[row]
-        self._faces_of[owner].discard(face_id)
-        if not self._faces_of[owner]:
-            del self._faces_of[owner]
+        self._changing()
         last = len(self._face_ids) - 1
         if row != last:
+            self._file.move(last, row)
+            (to_block, to_column), (from_block, from_column) = self._locate(row), self._locate(last)
+            self._blocks[to_block][:, to_column] = self._blocks[from_block][:, from_column]
+            for name in _STATS:
+                getattr(self, name)[row] = getattr(self, name)[last]
             moved = self._face_ids[last]
-            self._vectors[row] = self._vectors[last]
             self._face_ids[row] = moved
-            self._uids[row] = self._uids[last]
             self._row_of[moved] = row
+        # The freed column is still scored with its block: scale 0 scores it 0, never a stale face.
+        block, column = self._locate(last)
+        self._blocks[block][:, column] = 0
+        self._scale[last] = 0
+        self._offset_sum[last] = 0
         self._face_ids.pop()
-        self._uids.pop()
+
+    # Reads ----------------------------------------------------------------------------------------
 
     def search(self, query: NDArray[np.float32], users: int, faces_per_user: int) -> list[UserHit]:
         """The `users` best-matching users, each with up to `faces_per_user` face scores."""
+        return self.search_many(np.asarray(query, np.float32)[None, :], users, faces_per_user)[0]
+
+    def search_many(
+        self, queries: NDArray[np.float32], users: int, faces_per_user: int
+    ) -> list[list[UserHit]]:
+        """search() for each row of `queries`: every block of codes is read from memory once, and
+        scored for each probe while it is in cache."""
         count = len(self._face_ids)
         if count == 0:
-            return []
-        scores = self._vectors[:count] @ query
-        # A user's rank is their best face's score, so the users whose best faces are among the
-        # top rows are exactly the top users; widen the window only if it holds too few of them.
+            return [[] for _ in queries]
+        coded = [code_query(query) for query in queries]
         window = min(count, max(64, users * 8))
-        while True:
-            rows = np.argpartition(-scores, window - 1)[:window] if window < count else np.arange(count)
-            ranked = list(
-                dict.fromkeys(self._uids[row] for row in rows[np.argsort(-scores[rows], kind="stable")])
-            )
-            if len(ranked) >= users or window == count:
+        approx = np.empty((len(coded), count), np.float32)
+        tops: list[list[NDArray[np.int64]]] = [[] for _ in coded]
+        for block, codes in enumerate(self._blocks):
+            start, capacity_end = self._starts[block], self._starts[block + 1]
+            if start >= count:
                 break
-            window = min(count, window * 4)
-        hits = []
-        for uid in ranked[:users]:
-            mine = np.sort(scores[[self._row_of[face_id] for face_id in self._faces_of[uid]]])[::-1]
-            hits.append(UserHit(uid, [float(v) for v in mine[:faces_per_user]]))
-        return hits
+            end = min(count, capacity_end)
+            offset_sum, scale = self._offset_sum[start:capacity_end], self._scale[start:capacity_end]
+            for probe, code in enumerate(coded):
+                found, top = self._pass.scores(code.codes, code.step, codes, offset_sum, scale, window)
+                approx[probe, start:end] = found[: end - start]
+                tops[probe].append(top[top < end - start] + start)
+        return [
+            self._best_users(
+                approx[probe],
+                np.concatenate(tops[probe]),
+                coded[probe],
+                queries[probe],
+                users,
+                faces_per_user,
+            )
+            for probe in range(len(coded))
+        ]
+
+    def _best_users(
+        self,
+        approx: NDArray[np.float32],
+        tops: NDArray[np.int64],
+        code: QueryCode,
+        query: NDArray[np.float32],
+        users: int,
+        faces_per_user: int,
+    ) -> list[UserHit]:
+        # Step 2 of the module doc: the rows with the best first-pass scores (each block's best,
+        # from the first pass). When they hold too few distinct users (one user's many near-copies,
+        # or a group of fewer users than asked for), each user's best row by the first pass instead.
+        window = max(64, users * 8)
+        rows = tops[np.argsort(-approx[tops], kind="stable")[:window]]
+        complete = False
+        if len(set(self._owner[rows].tolist())) < users:
+            rows, complete = self._row_per_user(approx, window)
+        scored = dict(zip(rows.tolist(), self._exact(rows, query).tolist(), strict=True))
+        floor = self._floor(scored, users, complete)
+        # Step 3: every row that the bound cannot rule out.
+        scored.update(self._reaching(approx, np.arange(len(approx)), code, query, floor, scored))
+        ranked = sorted(scored, key=lambda row: (-scored[row], self._face_ids[row]))
+        owners = self._owner[np.array(ranked, np.intp)].tolist()
+        best = list(dict.fromkeys(owners))[:users]
+        return [
+            UserHit(self._names[owner], self._best_faces(approx, owner, code, query, faces_per_user))
+            for owner in best
+        ]
+
+    def _row_per_user(self, approx: NDArray[np.float32], most: int) -> tuple[NDArray[np.intp], bool]:
+        """The best row by the first pass of each of the `most` users whose best rows score best,
+        and whether that is every user of the group."""
+        order = np.lexsort((-approx, self._owner[: len(approx)]))
+        owners = self._owner[order]
+        firsts = order[np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])]
+        chosen = firsts[np.argsort(-approx[firsts], kind="stable")[:most]]
+        return chosen.astype(np.intp), len(chosen) == len(firsts)
+
+    def _reaching(
+        self,
+        approx: NDArray[np.float32],
+        rows: NDArray[np.intp],
+        code: QueryCode,
+        query: NDArray[np.float32],
+        floor: float,
+        scored: dict[int, float],
+    ) -> dict[int, float]:
+        """Exact scores of the `rows` not yet in `scored` whose first-pass score plus bound reaches
+        `floor`: first against the group's largest bound (one comparison per row), then each
+        against its own."""
+        if floor > -np.inf:
+            widest = code.bound(
+                np.array([self._norm_max], np.float32), np.array([self._residual_max], np.float32)
+            )
+            rows = rows[approx[rows] >= _below(floor - float(widest[0]))]
+            reach = approx[rows].astype(np.float64) + code.bound(self._norm[rows], self._residual[rows])
+            rows = rows[reach >= floor]
+        fresh = np.array([row for row in rows.tolist() if row not in scored], np.intp)
+        return dict(zip(fresh.tolist(), self._exact(fresh, query).tolist(), strict=True))
+
+    def _best_faces(
+        self, approx: NDArray[np.float32], owner: int, code: QueryCode, query: NDArray[np.float32], faces: int
+    ) -> list[float]:
+        """A user's `faces` best exact face scores, by the same floor and bound as the users: a user
+        with thousands of faces is not scored exactly in full."""
+        rows = np.flatnonzero(self._owner[: len(approx)] == owner)
+        first = rows[np.argsort(-approx[rows], kind="stable")[:faces]]
+        scored = dict(zip(first.tolist(), self._exact(first, query).tolist(), strict=True))
+        floor = min(scored.values()) if len(scored) == faces else -np.inf
+        scored.update(self._reaching(approx, rows, code, query, floor, scored))
+        return sorted(scored.values(), reverse=True)[:faces]
+
+    def _floor(self, scored: dict[int, float], users: int, complete: bool) -> float:
+        """The `users`-th best of the distinct users' best scores among `scored`; with fewer users
+        than that, the lowest of them if `scored` holds every user of the group, else -inf."""
+        best: dict[int, float] = {}
+        for row, score in scored.items():
+            owner = int(self._owner[row])
+            if score > best.get(owner, -np.inf):
+                best[owner] = score
+        if len(best) >= users:
+            return sorted(best.values(), reverse=True)[users - 1]
+        return min(best.values()) if complete and best else -np.inf
+
+    def _exact(self, rows: NDArray[np.intp], query: NDArray[np.float32]) -> NDArray[np.float64]:
+        parts = [
+            exact_scores(self._file.read(rows[start : start + EXACT_CHUNK]), query)
+            for start in range(0, len(rows), EXACT_CHUNK)
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float64)
+
+    def user_scores(self, query: NDArray[np.float32], uid: str) -> list[float]:
+        """Every exact face score of one user, best first."""
+        return self.user_scores_many(np.asarray(query, np.float32)[None, :], uid)[0]
+
+    def user_scores_many(self, queries: NDArray[np.float32], uid: str) -> list[list[float]]:
+        """user_scores() for each row of `queries`, reading the user's rows once."""
+        rows = self._rows_of(uid)
+        if not len(rows):
+            return [[] for _ in queries]
+        vectors = self._file.read(rows)
+        return [sorted(exact_scores(vectors, query).tolist(), reverse=True) for query in queries]
 
     def rows(self) -> dict[int, str]:
         """face_id -> uid of every row: what the index holds, to compare with the store."""
-        return dict(zip(self._face_ids, self._uids, strict=True))
+        owners = self._owner[: len(self._face_ids)].tolist()
+        return dict(zip(self._face_ids, (self._names[number] for number in owners), strict=True))
 
-    def user_scores(self, query: NDArray[np.float32], uid: str) -> list[float]:
-        """Every face score of one user, best first."""
-        rows = [self._row_of[face_id] for face_id in self._faces_of.get(uid, ())]
-        if not rows:
-            return []
-        return sorted((float(v) for v in self._vectors[rows] @ query), reverse=True)
+    # Snapshot -------------------------------------------------------------------------------------
+
+    def save(self, header: dict[str, Any]) -> None:
+        """Write the snapshot of these rows (snapshot.py); the caller holds the lock."""
+        assert self.meta_path is not None and self.stamp is not None
+        count = len(self._face_ids)
+        present, owners = np.unique(self._owner[:count], return_inverse=True)
+        arrays: dict[str, NDArray[Any]] = {
+            "face_ids": np.array(self._face_ids, np.int64),
+            "names": np.frombuffer("\n".join(self._names[n] for n in present.tolist()).encode(), np.uint8),
+            **{name.lstrip("_"): getattr(self, name)[:count] for name in _STATS},
+            "owner": owners.astype(np.int32),
+            **{f"codes{block}": codes for block, codes in enumerate(self._blocks)},
+        }
+        header = {
+            **header,
+            "stamp": self.stamp,
+            "count": count,
+            "blocks": len(self._blocks),
+            "rows_crc": self._file.checksums(count),
+        }
+        snapshot.write(self.meta_path, header, arrays)
+        self.saved = True
+
+    def restore(self, header: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
+        """Take the rows of a snapshot whose header the caller has matched to the store."""
+        count = int(header["count"])
+        if self._file.size_rows() < count or self._file.checksums(count) != header["rows_crc"]:
+            raise snapshot.SnapshotError("the rows file does not match its snapshot")
+        blocks = [arrays[f"codes{block}"] for block in range(int(header["blocks"]))]
+        self._reserve(count)
+        if [codes.shape for codes in blocks] != [codes.shape for codes in self._blocks]:
+            raise snapshot.SnapshotError("the blocks do not have the expected shapes")
+        self._blocks = blocks
+        for name in _STATS:
+            getattr(self, name)[:count] = arrays[name.lstrip("_")]
+        names = bytes(arrays["names"]).decode().split("\n") if count else []
+        face_ids = arrays["face_ids"].tolist()
+        if len(face_ids) != count or (count and int(self._owner[:count].max()) >= len(names)):
+            raise snapshot.SnapshotError("the ids do not match the rows")
+        self._face_ids, self._names = face_ids, names
+        self._number = dict(zip(names, range(len(names)), strict=True))
+        self._row_of = dict(zip(face_ids, range(count), strict=True))
+        if len(self._row_of) != count:
+            raise snapshot.SnapshotError("a face id appears twice")
+        if count:
+            self._norm_max = float(self._norm[:count].max())
+            self._residual_max = float(self._residual[:count].max())
+        self.stamp = int(header["stamp"])
+        self.saved = True
+
+    def close(self) -> None:
+        self._file.close()
+
+
+_shared: FirstPass | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_first_pass() -> FirstPass:
+    """The first pass for indexes made without one (tests, tools), two threads as the server's
+    default worker has."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = FirstPass(threads=min(2, os.cpu_count() or 1))
+        return _shared
+
+
+def _claim(directory: Path) -> int | None:
+    """An exclusive lock on the directory for this index, or None if another holds it: two
+    processes (a server and `renlian import`) must never write each other's rows files."""
+    private_dir(directory.parent)
+    private_dir(directory)
+    descriptor = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
 
 
 class FaceIndex:
-    """All groups of all apps, keyed by (app_id, group_id), for one embedding model."""
+    """All groups of all apps, keyed by (app_id, group_id), for one embedding model.
 
-    def __init__(self, model: str, dim: int) -> None:
+    With a `directory`, each group's float32 rows are a file there and a snapshot beside them lets
+    a restart skip rebuilding the groups that did not change (snapshot.py); without one (tests,
+    tools), the rows go to unnamed temporary files.
+    """
+
+    def __init__(
+        self, model: str, dim: int, directory: Path | None = None, threads: int | None = None
+    ) -> None:
         self.model = model
         self.dim = dim
+        self.directory = directory
+        self._lock_file: int | None = None
+        if directory is not None:
+            self._lock_file = _claim(directory)
+            if self._lock_file is None:
+                logger.warning(
+                    "face index: %s is in use by another process; this one keeps its rows in "
+                    "temporary files and writes no snapshot",
+                    directory,
+                )
+                self.directory = None
+        self._pass = FirstPass(threads) if threads is not None else shared_first_pass()
         self._groups: dict[tuple[str, str], GroupIndex] = {}
         self._lock = threading.Lock()
 
     def group(self, app_id: str, group_id: str) -> GroupIndex | None:
         return self._groups.get((app_id, group_id))
 
+    def _paths(self, key: tuple[str, str]) -> tuple[Path, Path] | None:
+        if self.directory is None:
+            return None
+        name = hashlib.sha256(f"{key[0]}\0{key[1]}".encode()).hexdigest()[:32]
+        return self.directory / f"{name}.rows", self.directory / f"{name}.meta"
+
+    def _new_group(self, key: tuple[str, str], *, keep_files: bool = False) -> GroupIndex:
+        paths = self._paths(key)
+        if paths is None:
+            return GroupIndex(self.dim, self._pass)
+        rows, meta = paths
+        if not keep_files:
+            meta.unlink(missing_ok=True)
+            rows.unlink(missing_ok=True)
+        group = GroupIndex(self.dim, self._pass, RowFile(self.dim, rows))
+        group.meta_path = meta
+        return group
+
     def _group_for_write(self, app_id: str, group_id: str) -> GroupIndex:
         with self._lock:
-            return self._groups.setdefault((app_id, group_id), GroupIndex(self.dim))
+            group = self._groups.get((app_id, group_id))
+            if group is None:
+                group = self._groups[app_id, group_id] = self._new_group((app_id, group_id))
+            return group
+
+    def _header(self, key: tuple[str, str]) -> dict[str, Any]:
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "model": self.model,
+            "dim": self.dim,
+            "app_id": key[0],
+            "group_id": key[1],
+        }
+
+    def open(self, store: FaceStore) -> int:
+        """Load every group at start-up: from its snapshot where that matches the store's change
+        stamp and its checksums, from the store otherwise (and then snapshot it). Returns the
+        number of faces loaded."""
+        # Stamps first: a write landing between the two reads leaves a stamp older than the rows,
+        # which only makes the next start rebuild that group.
+        stamps = store.face_stamps()
+        why = {key: reason for key, stamp in stamps.items() if (reason := self._restore(key, stamp))}
+        if why:
+            # Counting faces per group reads the whole faces table: only when something is rebuilt.
+            sizes = store.group_sizes(self.model)
+            stale = {key: sizes[key] for key in why if key in sizes}
+            for key in set(sizes) - set(stamps):  # not stamped: never trusted, always rebuilt
+                stale[key] = sizes[key]
+            for key in stale:
+                reason = why.get(key, "no change stamp")
+                logger.info("face index: rebuilding group %s of app %s (%s)", key[1], key[0], reason)
+            if stale:
+                self._rebuild(store, stale, stamps, total=sum(sizes.values()))
+        self._remove_orphans()
+        return self.face_count()
+
+    def _restore(self, key: tuple[str, str], stamp: int) -> str | None:
+        """Load a group from its snapshot; None when it did, else why not. (A group with no faces
+        of this model has no snapshot either: the caller knows which groups hold faces.)"""
+        paths = self._paths(key)
+        if paths is None:
+            return "no index directory"
+        group = self._new_group(key, keep_files=True)
+        try:
+            header, arrays = snapshot.read(paths[1], mapped="codes")
+            expected = {**self._header(key), "stamp": stamp}
+            if {name: header.get(name) for name in expected} != expected:
+                raise snapshot.SnapshotError("made for another model or another state of the store")
+            group.restore(header, arrays)
+        except snapshot.SnapshotError as exc:
+            group.close()
+            return str(exc)
+        self._groups[key] = group
+        return None
+
+    def _rebuild(
+        self,
+        store: FaceStore,
+        stale: dict[tuple[str, str], int],
+        stamps: dict[tuple[str, str], int],
+        total: int,
+    ) -> None:
+        # One sequential scan when most faces need it, else each stale group through its index.
+        if sum(stale.values()) * 2 >= total:
+            self.load(store.embeddings(self.model), stale, only=set(stale))
+        else:
+            for key in stale:
+                self.load(store.group_embeddings(self.model, *key), {key: stale[key]})
+        for key in stale:
+            group = self._groups[key]
+            group.stamp = stamps.get(key)
+            self._save(key, group)
+
+    def _remove_orphans(self) -> None:
+        """Files of groups that no longer hold faces of this model (deleted, or another model's)."""
+        if self.directory is None:
+            return
+        kept = {path.name for key in self._groups for path in (self._paths(key) or ())}
+        for path in self.directory.iterdir():
+            if path.suffix in {".rows", ".meta", ".tmp"} and path.name not in kept:
+                path.unlink(missing_ok=True)
 
     def load(
-        self, rows: Iterable[tuple[str, str, int, str, bytes]], sizes: dict[tuple[str, str], int]
+        self,
+        rows: Iterable[tuple[str, str, int, str, bytes]],
+        sizes: dict[tuple[str, str], int],
+        only: set[tuple[str, str]] | None = None,
     ) -> int:
-        """Load (app_id, group_id, face_id, uid, float32 bytes) rows, given each group's row count.
-
-        Each group's matrix is allocated once at its final size and filled in blocks of rows, so
-        loading 300,000 faces needs little more memory than the index itself, and few numpy calls.
-        """
-        for key, size in sizes.items():
-            self._group_for_write(*key).reserve(size)
+        """Build groups from (app_id, group_id, face_id, uid, float32 bytes) rows, given each
+        group's row count; rows of groups not in `only` (when given) are skipped. Rows are coded in
+        blocks of LOAD_BLOCK, so a 300,000-face group never sits in memory as float32."""
+        for key in sizes:
+            self._groups[key] = self._new_group(key)
+            self._groups[key]._reserve(sizes[key])
         blocks: dict[tuple[str, str], tuple[list[int], list[str], list[bytes]]] = {}
         loaded = 0
 
@@ -160,6 +580,8 @@ class FaceIndex:
 
         for app_id, group_id, face_id, uid, blob in rows:
             key = (app_id, group_id)
+            if only is not None and key not in only:
+                continue
             face_ids, uids, blobs = blocks.setdefault(key, ([], [], []))
             face_ids.append(face_id)
             uids.append(uid)
@@ -172,16 +594,45 @@ class FaceIndex:
         return loaded
 
     def apply(self, changes: FaceChanges) -> None:
+        touched = set()
         for app_id, group_id, face_id in changes.removed:
             group = self.group(app_id, group_id)
             if group is not None:
                 with group.lock:
                     group.remove(face_id)
+                touched.add((app_id, group_id))
         for face in changes.added:
             if face.model == self.model:
                 group = self._group_for_write(face.app_id, face.group_id)
                 with group.lock:
                     group.add(face.face_id, face.uid, face.embedding)
+                touched.add((face.app_id, face.group_id))
+        for key in touched:
+            group = self._groups[key]
+            with group.lock:
+                group.stamp = changes.stamps.get(key)
+
+    def _save(self, key: tuple[str, str], group: GroupIndex) -> None:
+        if group.meta_path is None or group.stamp is None or group.saved:
+            return
+        try:
+            group.save(self._header(key))
+        except OSError:
+            # A snapshot only saves time at the next start; without it that start rebuilds.
+            logger.exception("face index: could not snapshot group %s of app %s", key[1], key[0])
+
+    def save(self) -> None:
+        """Snapshot every group changed since its last snapshot, for a quick next start."""
+        for key, group in list(self._groups.items()):
+            with group.lock:
+                self._save(key, group)
+
+    def close(self) -> None:
+        for group in self._groups.values():
+            group.close()
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
 
     def contents(self) -> dict[tuple[str, str], dict[int, str]]:
         """(app_id, group_id) -> {face_id: uid} for every non-empty group."""
@@ -194,3 +645,10 @@ class FaceIndex:
 
     def face_count(self) -> int:
         return sum(len(group) for group in self._groups.values())
+
+    def faces_per_app(self) -> dict[str, int]:
+        """How many faces each app's groups hold: what /metrics shows, counts only."""
+        counts: dict[str, int] = {}
+        for (app_id, _), group in list(self._groups.items()):
+            counts[app_id] = counts.get(app_id, 0) + len(group)
+        return counts

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.index import FaceIndex, UserHit
@@ -46,24 +48,37 @@ def parse_uid(value: str) -> str:
     return value
 
 
-def parse_groups(value: str) -> list[str]:
+def parse_groups(value: str, field: str = "group_id", max_bytes: int = MAX_GROUP_PARAM_BYTES) -> list[str]:
     """A comma-separated group_id list: each of letters, digits and _, at most 48 characters."""
-    if len(value.encode()) > MAX_GROUP_PARAM_BYTES:
-        raise FaceApiError(ErrorCode.INVALID_PARAM, f"group_id is longer than {MAX_GROUP_PARAM_BYTES} bytes")
+    if len(value.encode()) > max_bytes:
+        raise FaceApiError(
+            ErrorCode.INVALID_GROUP_ID, f"{field} is longer than {max_bytes} bytes", field=field
+        )
     groups = [group.strip() for group in value.split(",")]
     for group in groups:
         if not _ID.fullmatch(group) or len(group) > MAX_GROUP_CHARS:
             raise FaceApiError(
-                ErrorCode.INVALID_PARAM,
-                f"each group_id must be 1-{MAX_GROUP_CHARS} letters, digits and _ (got {group!r})",
+                ErrorCode.INVALID_GROUP_ID,
+                f"each group id must be 1-{MAX_GROUP_CHARS} letters, digits and _ (got {group[:60]!r})",
+                field=field,
             )
     return list(dict.fromkeys(groups))
 
 
 def parse_user_info(value: str) -> str:
     if len(value.encode()) > MAX_USER_INFO_BYTES:
-        raise FaceApiError(ErrorCode.INVALID_PARAM, f"user_info is longer than {MAX_USER_INFO_BYTES} bytes")
+        raise FaceApiError(
+            ErrorCode.INVALID_USER_INFO, f"user_info is longer than {MAX_USER_INFO_BYTES} bytes"
+        )
     return value
+
+
+def crop_jpeg(aligned: BGRImage) -> bytes:
+    """How an aligned face crop is kept: what `renlian reindex` embeds again, and what a face_token
+    resolves to."""
+    ok, jpeg = cv2.imencode(".jpg", aligned, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    return bytes(jpeg.tobytes())
 
 
 @dataclass(frozen=True)
@@ -76,23 +91,50 @@ class GroupHit:
 
 class FaceLibrary:
     def __init__(
-        self, store: FaceStore, analyzer: FaceAnalyzer, max_group_faces: int = MAX_GROUP_FACES
+        self,
+        store: FaceStore,
+        analyzer: FaceAnalyzer,
+        max_group_faces: int = MAX_GROUP_FACES,
+        search_threads: int | None = None,
     ) -> None:
+        """`search_threads`: the first pass's threads (the server's threads per worker; by default
+        two, or one on one core)."""
         self.store = store
         self.analyzer = analyzer
         self.max_group_faces = max_group_faces
         self._write_locks: dict[str, threading.Lock] = {}
         self._write_locks_lock = threading.Lock()
         embedder = analyzer.embedder
-        self.index = FaceIndex(embedder.name, embedder.dim)
+        where = store.snapshot_dir()
+        self.index = FaceIndex(
+            embedder.name,
+            embedder.dim,
+            where / embedder.name if where is not None else None,
+            threads=search_threads or min(2, os.cpu_count() or 1),
+        )
         started = time.perf_counter()
-        loaded = self.index.load(store.embeddings(embedder.name), store.group_sizes(embedder.name))
+        loaded = self.index.open(store)
         stale = store.count_stale(embedder.name)
         logger.info("face index: %d faces loaded in %.2f s", loaded, time.perf_counter() - started)
         if stale:
             logger.warning(
                 "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
             )
+
+    def close(self) -> None:
+        """Snapshot the groups that changed since start-up, so that the next start loads them
+        rather than rebuilding them from the store, and let go of the index's files. Call it once
+        nothing searches or writes any more."""
+        with self._write_locks_lock:
+            locks = list(self._write_locks.values())
+        for lock in locks:
+            lock.acquire()
+        try:
+            self.index.save()
+        finally:
+            for lock in locks:
+                lock.release()
+        self.index.close()
 
     @contextmanager
     def _writing(self, app_id: str) -> Iterator[None]:
@@ -106,11 +148,8 @@ class FaceLibrary:
         """What the library keeps of a photo: its file's checksum (what "the same image" means), its
         largest face's embedding and aligned crop. The pixels can be dropped once this returns."""
         embedding, aligned = self.analyzer.enrolment_face(pixels)
-        ok, jpeg = cv2.imencode(".jpg", aligned, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        assert ok
-        return NewFace(
-            hashlib.sha256(data).hexdigest(), self.analyzer.embedder.name, embedding, jpeg.tobytes()
-        )
+        checksum = hashlib.sha256(data).hexdigest()
+        return NewFace(checksum, self.analyzer.embedder.name, embedding, crop_jpeg(aligned))
 
     def add(
         self,
@@ -122,6 +161,7 @@ class FaceLibrary:
         *,
         replace: bool,
         require_existing: bool,
+        unique_in_group: bool = False,
     ) -> None:
         with self._writing(app_id):
             self.index.apply(
@@ -134,6 +174,7 @@ class FaceLibrary:
                     replace=replace,
                     require_existing=require_existing,
                     max_group_faces=self.max_group_faces,
+                    unique_in_group=unique_in_group,
                 )
             )
 
@@ -174,41 +215,75 @@ class FaceLibrary:
             raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled")
         return records
 
+    def group_exists_in_index(self, app_id: str, group: str) -> bool:
+        """Whether the index holds at least one searchable face of the group."""
+        index = self.index.group(app_id, group)
+        return index is not None and len(index) > 0
+
+    def search_embeddings(
+        self,
+        app_id: str,
+        groups: list[str],
+        queries: NDArray[np.float32],
+        users: int,
+        faces_per_user: int = 5,
+        only_uid: str | None = None,
+    ) -> list[list[GroupHit]]:
+        """For each probe (a row of `queries`, unit vectors), the best `users` (group, uid) records
+        across `groups`, ranked by their best face's score; each group's faces are read once for all
+        probes. Groups the index does not hold are skipped (the caller checks existence). With
+        `only_uid`, only that uid's faces are compared."""
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        found: list[list[tuple[str, UserHit]]] = [[] for _ in range(len(queries))]
+        for group in groups:
+            index = self.index.group(app_id, group)
+            if index is None:
+                continue
+            with index.lock:
+                if only_uid is None:
+                    per_probe = index.search_many(queries, users, faces_per_user)
+                else:
+                    per_probe = [
+                        [UserHit(only_uid, scores[:faces_per_user])] if scores else []
+                        for scores in index.user_scores_many(queries, only_uid)
+                    ]
+            for hits, more in zip(found, per_probe, strict=True):
+                hits.extend((group, hit) for hit in more)
+        infos: dict[tuple[str, str], str] = {}
+        answer = []
+        for hits in found:
+            hits.sort(key=lambda item: -item[1].scores[0])
+            ranked = []
+            for group, hit in hits[:users]:
+                if (group, hit.uid) not in infos:
+                    infos[group, hit.uid] = self.store.user_info(app_id, group, hit.uid) or ""
+                ranked.append(GroupHit(group, hit.uid, infos[group, hit.uid], hit.scores))
+            answer.append(ranked)
+        return answer
+
     def identify(
         self, app_id: str, groups: list[str], pixels: BGRImage, users: int, *, liveness: bool = False
     ) -> tuple[list[GroupHit], float | None]:
         """The best `users` (group, uid) records across `groups` for the photo's largest face, and
         that face's liveness score if asked for."""
-        indexes = []
         for group in groups:
-            index = self.index.group(app_id, group)
-            if index is None or len(index) == 0:
+            if not self.group_exists_in_index(app_id, group):
                 raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
-            indexes.append((group, index))
         query, live = self.analyzer.probe(pixels, liveness=liveness)
-        found: list[tuple[str, UserHit]] = []
-        for group, index in indexes:
-            with index.lock:
-                found.extend((group, hit) for hit in index.search(query, users, faces_per_user=5))
-        found.sort(key=lambda item: -item[1].scores[0])
-        hits = [
-            GroupHit(group, hit.uid, self.store.user_info(app_id, group, hit.uid) or "", hit.scores)
-            for group, hit in found[:users]
-        ]
-        return hits, live
+        return self.search_embeddings(app_id, groups, query[None, :], users)[0], live
 
     def verify(
         self, app_id: str, uid: str, groups: list[str], pixels: BGRImage, *, liveness: bool = False
     ) -> tuple[list[float], float | None]:
         """Cosines of the uid's faces in `groups` against the photo's largest face, best first, and
         that face's liveness score if asked for."""
-        indexes = [(g, self.index.group(app_id, g)) for g in groups]
-        present = [index for _, index in indexes if index is not None]
         query, live = self.analyzer.probe(pixels, liveness=liveness)
         scores: list[float] = []
-        for index in present:
-            with index.lock:
-                scores.extend(index.user_scores(query, uid))
+        for group in groups:
+            index = self.index.group(app_id, group)
+            if index is not None:
+                with index.lock:
+                    scores.extend(index.user_scores_many(query[None, :], uid)[0])
         if not scores:
             raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in {','.join(groups)}")
         return sorted(scores, reverse=True), live
@@ -225,3 +300,24 @@ class FaceLibrary:
                 self.store.set_embedding(face_id, model, self.analyzer.embedder.embed(aligned))
                 done += 1
         return done
+
+    # v3's explicit groups and single faces ----------------------------------------------------------
+
+    def copy_into_existing(self, app_id: str, uid: str, source: str, target: str) -> None:
+        """v3 user/copy: like `copy`, but the target group must already exist."""
+        with self._writing(app_id):
+            changes = self.store.copy_user(
+                app_id, uid, source, [target], self.max_group_faces, targets_must_exist=True
+            )
+            self.index.apply(changes)
+
+    def add_group(self, app_id: str, group: str) -> None:
+        self.store.add_group(app_id, group)
+
+    def delete_group(self, app_id: str, group: str) -> None:
+        with self._writing(app_id):
+            self.index.apply(self.store.delete_group(app_id, group))
+
+    def delete_face(self, app_id: str, group: str, uid: str, token: str) -> None:
+        with self._writing(app_id):
+            self.index.apply(self.store.delete_face(app_id, group, uid, token))

@@ -8,7 +8,8 @@ Every row carries its app_id, so tenants never share a row.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -48,6 +49,9 @@ class FaceChanges:
 
     added: list[StoredFace]
     removed: list[tuple[str, str, int]]  # (app_id, group_id, face_id)
+    # (app_id, group_id) -> the group's change stamp once the write committed, for each group it
+    # touched: what the index's snapshot of the group is checked against at the next start.
+    stamps: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class FaceStore(Protocol):
@@ -62,11 +66,13 @@ class FaceStore(Protocol):
         replace: bool,
         require_existing: bool,
         max_group_faces: int,
+        unique_in_group: bool = False,
     ) -> FaceChanges:
         """Add faces to (app, group, uid) records, creating them as needed, in one transaction.
 
         replace: drop the records' existing faces first. require_existing: every group must already
-        hold the uid (else 216611). An appended photo already enrolled for the record is 216616.
+        hold the uid (else 216611). An appended photo already enrolled for the record is 216616; with
+        unique_in_group (v3), so is one enrolled for any user of the group.
         Errors are FaceApiError with Baidu's codes, raised before anything is written.
         """
         ...
@@ -74,11 +80,33 @@ class FaceStore(Protocol):
     def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges: ...
 
     def copy_user(
-        self, app_id: str, uid: str, source: str, targets: list[str], max_group_faces: int
+        self,
+        app_id: str,
+        uid: str,
+        source: str,
+        targets: list[str],
+        max_group_faces: int,
+        *,
+        targets_must_exist: bool = False,
     ) -> FaceChanges:
         """Copy the (app, source, uid) record with its faces into each target group; 216617 if a
-        target would hold more than `max_group_faces` faces."""
+        target would hold more than `max_group_faces` faces; with `targets_must_exist` (v3), a target
+        that is not a group is 223111."""
         ...
+
+    def add_group(self, app_id: str, group: str) -> None: ...
+
+    def delete_group(self, app_id: str, group: str) -> FaceChanges: ...
+
+    def delete_face(self, app_id: str, group: str, uid: str, token: str) -> FaceChanges: ...
+
+    def registered_groups(self, app_id: str, start: int, count: int) -> list[str]: ...
+
+    def group_registered(self, app_id: str, group_id: str) -> bool: ...
+
+    def user_faces(self, app_id: str, group_id: str, uid: str) -> list[tuple[str, int | None]]: ...
+
+    def crop_by_token(self, app_id: str, token: str) -> bytes | None: ...
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges: ...
 
@@ -105,6 +133,21 @@ class FaceStore(Protocol):
 
     def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
         """How many faces of `model` each (app_id, group_id) holds."""
+        ...
+
+    def group_embeddings(
+        self, model: str, app_id: str, group_id: str
+    ) -> Iterator[tuple[str, str, int, str, bytes]]:
+        """embeddings() of one group: what the index reads to rebuild a group whose snapshot is
+        stale."""
+        ...
+
+    def face_stamps(self) -> dict[tuple[str, str], int]:
+        """Each (app_id, group_id)'s change stamp, a new value whenever a face of it changes."""
+        ...
+
+    def snapshot_dir(self) -> Path | None:
+        """Where the search index may keep its files (None: nowhere, it rebuilds at every start)."""
         ...
 
     def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]: ...

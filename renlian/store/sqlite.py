@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,6 +117,48 @@ MIGRATIONS: tuple[str, ...] = (
     """
     -- Every token issue purges a few expired rows; without this each purge scans every token.
     CREATE INDEX tokens_by_expiry ON tokens (expires_at);
+    """,
+    """
+    -- v3 groups exist on their own (group/add, group/delete), not only while they hold users; every
+    -- group that holds users is one, in order of first enrolment.
+    CREATE TABLE face_groups (
+        id INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        UNIQUE (app_id, group_id)
+    );
+    INSERT INTO face_groups (app_id, group_id)
+        SELECT app_id, group_id FROM users GROUP BY app_id, group_id ORDER BY MIN(id);
+    -- v3 face/getlist's ctime; faces enrolled before this version have none.
+    ALTER TABLE faces ADD COLUMN created_at INTEGER;
+    """,
+    """
+    -- A group's change stamp: a new random number whenever any of its faces is added, removed or
+    -- changed, in the same transaction, by whichever process writes. The search index's snapshot of
+    -- a group is trusted only while the stamp it was taken at is still the group's
+    -- (library/snapshot.py). Random rather than counted, so that a store restored from a backup
+    -- cannot come back to a stamp that a snapshot of other contents was taken at.
+    CREATE TABLE face_stamps (
+        app_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        stamp INTEGER NOT NULL,
+        PRIMARY KEY (app_id, group_id)
+    ) WITHOUT ROWID;
+    INSERT INTO face_stamps SELECT DISTINCT app_id, group_id, random() FROM faces;
+    CREATE TRIGGER faces_stamp_insert AFTER INSERT ON faces BEGIN
+        INSERT INTO face_stamps VALUES (NEW.app_id, NEW.group_id, random())
+        ON CONFLICT DO UPDATE SET stamp = random();
+    END;
+    CREATE TRIGGER faces_stamp_delete AFTER DELETE ON faces BEGIN
+        INSERT INTO face_stamps VALUES (OLD.app_id, OLD.group_id, random())
+        ON CONFLICT DO UPDATE SET stamp = random();
+    END;
+    CREATE TRIGGER faces_stamp_update AFTER UPDATE ON faces BEGIN
+        INSERT INTO face_stamps VALUES (OLD.app_id, OLD.group_id, random())
+        ON CONFLICT DO UPDATE SET stamp = random();
+        INSERT INTO face_stamps VALUES (NEW.app_id, NEW.group_id, random())
+        ON CONFLICT DO UPDATE SET stamp = random();
+    END;
     """,
 )
 
@@ -283,6 +326,7 @@ class SQLiteStore:
         replace: bool,
         require_existing: bool,
         max_group_faces: int,
+        unique_in_group: bool = False,
     ) -> FaceChanges:
         changes = FaceChanges([], [])
         dropped: list[str] = []
@@ -293,6 +337,7 @@ class SQLiteStore:
                     (app_id, group, uid),
                 ).fetchone()
                 if row is None:
+                    self._register_group(db, app_id, group)
                     if require_existing:
                         raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
                     db.execute(
@@ -315,8 +360,17 @@ class SQLiteStore:
                         f"group {group} holds its maximum of {max_group_faces} faces",
                     )
                 for face in faces:
+                    if (
+                        unique_in_group
+                        and db.execute(
+                            "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND image_sha256 = ?",
+                            (app_id, group, face.image_sha256),
+                        ).fetchone()
+                    ):
+                        raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this face is already in group {group}")
                     changes.added.append(self._insert_face(db, app_id, group, uid, face))
             self._drop_orphan_crops(db, app_id, dropped)
+            _note_stamps(db, changes)
         return changes
 
     def _insert_face(
@@ -328,9 +382,9 @@ class SQLiteStore:
         )
         try:
             cursor = db.execute(
-                "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (app_id, group, uid, face.image_sha256, face.model, _blob(face.embedding)),
+                "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (app_id, group, uid, face.image_sha256, face.model, _blob(face.embedding), int(time.time())),
             )
         except sqlite3.IntegrityError as exc:
             raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this photo is already enrolled for {uid}") from exc
@@ -381,7 +435,7 @@ class SQLiteStore:
             targets = present if groups is None else [g for g in groups if g in present]
             if not targets:
                 raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in those groups")
-            return self._remove_records(db, app_id, uid, targets)
+            return _note_stamps(db, self._remove_records(db, app_id, uid, targets))
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges:
         with self.transaction() as db:
@@ -391,13 +445,23 @@ class SQLiteStore:
                 raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {missing[0]}")
             if not set(present) - set(groups):
                 raise FaceApiError(ErrorCode.USER_MUST_BE_IN_ONE_GROUP)
-            return self._remove_records(db, app_id, uid, groups)
+            return _note_stamps(db, self._remove_records(db, app_id, uid, groups))
 
     def copy_user(
-        self, app_id: str, uid: str, source: str, targets: list[str], max_group_faces: int
+        self,
+        app_id: str,
+        uid: str,
+        source: str,
+        targets: list[str],
+        max_group_faces: int,
+        *,
+        targets_must_exist: bool = False,
     ) -> FaceChanges:
         changes = FaceChanges([], [])
         with self.transaction() as db:
+            for target in targets:
+                if targets_must_exist and not self._group_registered(db, app_id, target):
+                    raise FaceApiError(ErrorCode.DST_GROUP_NOT_EXIST, f"group {target} does not exist")
             row = db.execute(
                 "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
                 (app_id, source, uid),
@@ -407,9 +471,8 @@ class SQLiteStore:
             present = self._groups_of(db, app_id, uid)
             for target in targets:
                 if target in present:
-                    raise FaceApiError(
-                        ErrorCode.INVALID_PARAM, f"{uid} is already in group {target}", "already add"
-                    )
+                    raise FaceApiError(ErrorCode.USER_EXISTS, f"{uid} is already in group {target}")
+                self._register_group(db, app_id, target)
                 (count,) = db.execute(
                     "SELECT (SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ?) + "
                     "(SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ? AND uid = ?)",
@@ -425,8 +488,8 @@ class SQLiteStore:
                     (app_id, target, uid, row[0]),
                 )
                 copied = db.execute(
-                    "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding) "
-                    "SELECT app_id, ?, uid, image_sha256, model, embedding FROM faces "
+                    "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
+                    "SELECT app_id, ?, uid, image_sha256, model, embedding, created_at FROM faces "
                     "WHERE app_id = ? AND group_id = ? AND uid = ? ORDER BY face_id "
                     "RETURNING face_id, model, embedding",
                     (target, app_id, source, uid),
@@ -435,6 +498,73 @@ class SQLiteStore:
                     StoredFace(face_id, app_id, target, uid, model, _vector(blob))
                     for face_id, model, blob in copied
                 )
+            _note_stamps(db, changes)
+        return changes
+
+    def _register_group(self, db: sqlite3.Connection, app_id: str, group: str) -> None:
+        db.execute("INSERT OR IGNORE INTO face_groups (app_id, group_id) VALUES (?, ?)", (app_id, group))
+
+    def _group_registered(self, db: sqlite3.Connection, app_id: str, group: str) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM face_groups WHERE app_id = ? AND group_id = ?", (app_id, group)
+        ).fetchone()
+        return row is not None
+
+    def add_group(self, app_id: str, group: str) -> None:
+        with self.transaction() as db:
+            if self._group_registered(db, app_id, group):
+                raise FaceApiError(ErrorCode.GROUP_EXISTS, f"group {group} exists")
+            self._register_group(db, app_id, group)
+
+    def delete_group(self, app_id: str, group: str) -> FaceChanges:
+        """The group with every user and face in it."""
+        changes = FaceChanges([], [])
+        with self.transaction() as db:
+            if not self._group_registered(db, app_id, group):
+                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+            rows = db.execute(
+                "DELETE FROM faces WHERE app_id = ? AND group_id = ? RETURNING face_id, image_sha256",
+                (app_id, group),
+            ).fetchall()
+            changes.removed.extend((app_id, group, face_id) for face_id, _ in rows)
+            db.execute("DELETE FROM users WHERE app_id = ? AND group_id = ?", (app_id, group))
+            db.execute("DELETE FROM face_groups WHERE app_id = ? AND group_id = ?", (app_id, group))
+            self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
+            _note_stamps(db, changes)
+        return changes
+
+    def delete_face(self, app_id: str, group: str, uid: str, token: str) -> FaceChanges:
+        """One face of a user record, named by its token (the start of its photo's checksum); the
+        record goes too when it was the last."""
+        changes = FaceChanges([], [])
+        with self.transaction() as db:
+            if not self._group_registered(db, app_id, group):
+                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+            if (
+                db.execute(
+                    "SELECT 1 FROM users WHERE app_id = ? AND group_id = ? AND uid = ?", (app_id, group, uid)
+                ).fetchone()
+                is None
+            ):
+                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
+            rows = db.execute(
+                "DELETE FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? "
+                "AND image_sha256 >= ? AND image_sha256 < ? RETURNING face_id, image_sha256",
+                (app_id, group, uid, token, token + "g"),
+            ).fetchall()
+            if not rows:
+                raise FaceApiError(ErrorCode.FACE_NOT_EXIST, f"{uid} has no face {token} in group {group}")
+            changes.removed.extend((app_id, group, face_id) for face_id, _ in rows)
+            left = db.execute(
+                "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? LIMIT 1",
+                (app_id, group, uid),
+            ).fetchone()
+            if left is None:
+                db.execute(
+                    "DELETE FROM users WHERE app_id = ? AND group_id = ? AND uid = ?", (app_id, group, uid)
+                )
+            self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
+            _note_stamps(db, changes)
         return changes
 
     def set_embedding(self, face_id: int, model: str, embedding: NDArray[np.float32]) -> None:
@@ -482,6 +612,35 @@ class SQLiteStore:
         )
         return row is not None
 
+    def registered_groups(self, app_id: str, start: int, count: int) -> list[str]:
+        """v3's groups: created by group/add or by an enrolment, in that order, empty ones too."""
+        rows = self.read(
+            "SELECT group_id FROM face_groups WHERE app_id = ? ORDER BY id LIMIT ? OFFSET ?",
+            (app_id, count, start),
+        )
+        return [group for (group,) in rows]
+
+    def group_registered(self, app_id: str, group_id: str) -> bool:
+        row = self.read_one("SELECT 1 FROM face_groups WHERE app_id = ? AND group_id = ?", (app_id, group_id))
+        return row is not None
+
+    def user_faces(self, app_id: str, group_id: str, uid: str) -> list[tuple[str, int | None]]:
+        """(photo checksum, enrolment time) of a user record's faces, in enrolment order."""
+        rows = self.read(
+            "SELECT image_sha256, created_at FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? "
+            "ORDER BY face_id",
+            (app_id, group_id, uid),
+        )
+        return [(sha256, created) for sha256, created in rows]
+
+    def crop_by_token(self, app_id: str, token: str) -> bytes | None:
+        """The aligned crop of an enrolled photo whose checksum starts with `token`."""
+        row = self.read_one(
+            "SELECT jpeg FROM crops WHERE app_id = ? AND image_sha256 >= ? AND image_sha256 < ? LIMIT 1",
+            (app_id, token, token + "g"),
+        )
+        return bytes(row[0]) if row else None
+
     def group_exists(self, app_id: str, group_id: str) -> bool:
         row = self.read_one(
             "SELECT 1 FROM users WHERE app_id = ? AND group_id = ? LIMIT 1", (app_id, group_id)
@@ -503,6 +662,25 @@ class SQLiteStore:
             "SELECT app_id, group_id, face_id, uid, embedding FROM faces WHERE model = ? ORDER BY face_id",
             (model,),
         )
+
+    def group_embeddings(
+        self, model: str, app_id: str, group_id: str
+    ) -> Iterator[tuple[str, str, int, str, bytes]]:
+        """embeddings() of one group, through the group index."""
+        yield from self._stream(
+            "SELECT app_id, group_id, face_id, uid, embedding FROM faces "
+            "WHERE app_id = ? AND group_id = ? AND model = ? ORDER BY face_id",
+            (app_id, group_id, model),
+        )
+
+    def face_stamps(self) -> dict[tuple[str, str], int]:
+        """Each group's change stamp (the face_stamps migration): equal stamps, unchanged faces."""
+        rows = self.read("SELECT app_id, group_id, stamp FROM face_stamps")
+        return {(app_id, group_id): stamp for app_id, group_id, stamp in rows}
+
+    def snapshot_dir(self) -> Path | None:
+        """Where the search index keeps its files: beside the store, owner-only like it."""
+        return self.path.with_name(self.path.name + ".index")
 
     def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
         rows = self.read(
@@ -537,6 +715,21 @@ class SQLiteStore:
         for connection in readers:
             connection.close()
         self._writer.close()
+
+
+def _note_stamps(db: sqlite3.Connection, changes: FaceChanges) -> FaceChanges:
+    """Put in `changes` the stamps its groups have now, inside the write's transaction: the stamps
+    that an index holding exactly these changes matches. A write that leaves them out only costs
+    the groups it touched a rebuild at the next start."""
+    keys = {(face.app_id, face.group_id) for face in changes.added}
+    keys.update((app_id, group_id) for app_id, group_id, _ in changes.removed)
+    for app_id, group_id in keys:
+        row = db.execute(
+            "SELECT stamp FROM face_stamps WHERE app_id = ? AND group_id = ?", (app_id, group_id)
+        ).fetchone()
+        if row is not None:
+            changes.stamps[app_id, group_id] = row[0]
+    return changes
 
 
 def _blob(vector: NDArray[np.float32]) -> bytes:

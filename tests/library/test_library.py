@@ -26,7 +26,7 @@ UIDS = ["u0", "u1", "u2"]
 EXPECTED = {
     ErrorCode.USER_NOT_EXIST,
     ErrorCode.IMAGE_EXISTED,
-    ErrorCode.INVALID_PARAM,  # group/adduser into a group the user is already in: "already add"
+    ErrorCode.USER_EXISTS,  # group/adduser into a group the user is already in: "already add"
     ErrorCode.USER_MUST_BE_IN_ONE_GROUP,
 }
 
@@ -118,4 +118,36 @@ def test_adduser_honours_the_group_capacity(tmp_path: Path, analyzer: FaceAnalyz
     assert refused.value.error is ErrorCode.FAIL_TO_ADD_USER
     assert sorted(len(rows) for rows in library.index.contents().values()) == [1, 1, 3]
     assert [record.group_id for record in library.user(APP, "other")] == ["g3"]
+    store.close()
+
+
+def test_search_embeddings_answers_each_probe_across_groups(tmp_path: Path, analyzer: FaceAnalyzer) -> None:
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    library = FaceLibrary(store, analyzer)
+    rng = np.random.default_rng(5)
+    faces = [new_face(library, rng, serial) for serial in range(12)]
+    for serial, face in enumerate(faces):
+        group = GROUPS[serial % 2]
+        library.add(
+            APP, f"u{serial % 5}", f"info{serial % 5}", [group], [face], replace=False, require_existing=False
+        )
+    queries = np.stack([faces[3].embedding, faces[8].embedding, -faces[0].embedding]).astype(np.float32)
+    found = library.search_embeddings(APP, ["g1", "g2", "nowhere"], queries, users=3)
+    assert not library.group_exists_in_index(APP, "nowhere") and library.group_exists_in_index(APP, "g1")
+    assert [hits[0].uid for hits in found[:2]] == ["u3", "u3"]
+    assert (found[0][0].group_id, found[1][0].group_id, found[0][0].user_info) == ("g2", "g1", "info3")
+    for query, hits in zip(queries, found, strict=True):
+        alone = library.search_embeddings(APP, ["g1", "g2"], query[None, :], users=3)[0]
+        assert hits == alone and len(hits) == 3
+        # Across groups, best first; each record's scores are its own faces' scores in that group.
+        assert [hit.scores[0] for hit in hits] == sorted((hit.scores[0] for hit in hits), reverse=True)
+        for hit in hits:
+            index = library.index.group(APP, hit.group_id)
+            assert index is not None and hit.scores == index.user_scores(query, hit.uid)[:5]
+    only = library.search_embeddings(
+        APP, ["g1", "g2"], queries[:1], users=5, faces_per_user=1, only_uid="u1"
+    )[0]
+    assert {hit.group_id for hit in only} == {"g1", "g2"} and all(hit.uid == "u1" for hit in only)
+    assert all(len(hit.scores) == 1 for hit in only)
+    library.close()
     store.close()

@@ -1,0 +1,162 @@
+"""Start-up from a snapshot: used only while it matches the store exactly, rebuilt otherwise."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from renlian.library import rows as rows_module
+from renlian.library.index import FaceIndex
+from renlian.library.rows import RowFile
+from renlian.store.base import NewFace
+from renlian.store.sqlite import SQLiteStore
+
+MODEL, DIM, APP = "mbf", 64, "app"
+
+
+def enrol(store: SQLiteStore, index: FaceIndex | None, uid: str, group: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    vector = rng.standard_normal(DIM).astype(np.float32)
+    face = NewFace(f"sha{seed}", MODEL, vector / np.linalg.norm(vector), b"crop")
+    changes = store.enrol(
+        APP, uid, "", [group], [face], replace=False, require_existing=False, max_group_faces=1000
+    )
+    if index is not None:
+        index.apply(changes)
+
+
+def opened(store: SQLiteStore, caplog: pytest.LogCaptureFixture) -> tuple[FaceIndex, list[str]]:
+    """A fresh index over the store, and the groups it rebuilt rather than restored."""
+    caplog.clear()
+    index = FaceIndex(MODEL, DIM, store.snapshot_dir() / MODEL)  # type: ignore[operator]
+    with caplog.at_level(logging.INFO, logger="renlian.library"):
+        index.open(store)
+    rebuilt = [r.getMessage().split()[4] for r in caplog.records if "rebuilding group" in r.getMessage()]
+    return index, rebuilt
+
+
+def answers(index: FaceIndex) -> list[object]:
+    rng = np.random.default_rng(99)
+    queries = rng.standard_normal((4, DIM)).astype(np.float32)
+    found: list[object] = [index.contents()]
+    for group in ("g1", "g2"):
+        held = index.group(APP, group)
+        assert held is not None
+        found.append(held.search_many(queries, 3, 2))
+    return found
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    store = SQLiteStore(tmp_path / "renlian.sqlite3")
+    for seed in range(40):
+        enrol(store, None, f"u{seed % 13}", f"g{seed % 2 + 1}", seed)
+    return store
+
+
+def test_a_restart_restores_every_group_unchanged(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, rebuilt = opened(store, caplog)
+    assert sorted(rebuilt) == ["g1", "g2"]  # no snapshot yet: built from the store, then saved
+    assert first.directory is not None
+    for path in [first.directory.parent, first.directory, *first.directory.iterdir()]:
+        assert path.stat().st_mode & 0o077 == 0, path  # embeddings and uids: the owner's alone
+    expected = answers(first)
+    first.close()
+    second, rebuilt = opened(store, caplog)
+    assert rebuilt == []
+    assert answers(second) == expected
+    second.close()
+
+
+def test_writes_are_saved_at_close_and_a_crash_forces_a_rebuild(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    index, _ = opened(store, caplog)
+    enrol(store, index, "new", "g1", 1000)
+    group = index.group(APP, "g1")
+    assert group is not None and group.meta_path is not None
+    assert not group.meta_path.exists()  # the snapshot went with the first change in place
+    expected = answers(index)
+    index.close()  # without save(): as after kill -9
+    index, rebuilt = opened(store, caplog)
+    assert rebuilt == ["g1"] and answers(index) == expected
+    enrol(store, index, "newer", "g2", 1001)
+    index.save()
+    expected = answers(index)
+    index.close()
+    index, rebuilt = opened(store, caplog)
+    assert rebuilt == [] and answers(index) == expected
+    index.close()
+
+
+def test_a_write_by_another_process_makes_the_snapshot_stale(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    index, _ = opened(store, caplog)
+    index.close()
+    enrol(store, None, "elsewhere", "g2", 2000)  # the store changes behind the index's back
+    store.delete_user(APP, "u0", ["g1"])
+    index, rebuilt = opened(store, caplog)
+    assert sorted(rebuilt) == ["g1", "g2"]
+    in_store: dict[tuple[str, str], dict[int, str]] = {}
+    for app_id, group_id, face_id, uid, _ in store.embeddings(MODEL):
+        in_store.setdefault((app_id, group_id), {})[face_id] = uid
+    assert index.contents() == in_store
+    index.close()
+
+
+@pytest.mark.parametrize(
+    "damage", ["rows byte", "rows truncated", "meta byte", "meta truncated", "meta gone"]
+)
+def test_a_damaged_snapshot_is_rebuilt(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    index, _ = opened(store, caplog)
+    expected = answers(index)
+    group = index.group(APP, "g1")
+    assert group is not None and group.meta_path is not None
+    meta, rows = group.meta_path, group.meta_path.with_suffix(".rows")
+    index.close()
+    target = rows if damage.startswith("rows") else meta
+    data = bytearray(target.read_bytes())
+    if damage.endswith("byte"):
+        data[len(data) - 7] ^= 0x10
+        target.write_bytes(bytes(data))
+    elif damage.endswith("truncated"):
+        target.write_bytes(bytes(data[: len(data) - 100]))
+    else:
+        target.unlink()
+    index, rebuilt = opened(store, caplog)
+    assert rebuilt == ["g1"]
+    assert answers(index) == expected
+    index.close()
+
+
+def test_a_second_index_on_the_same_directory_keeps_to_itself(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, _ = opened(store, caplog)
+    second, _ = opened(store, caplog)
+    assert first.directory is not None and second.directory is None
+    enrol(store, second, "only_second", "g1", 3000)
+    assert answers(first)[0] != answers(second)[0]  # the first's rows were not touched
+    second.close()
+    first.close()
+
+
+@pytest.mark.parametrize("span_bytes", [0, 1 << 30])  # one pread per run of rows; one for the span
+def test_rows_come_back_in_the_order_asked(span_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rows_module, "SPAN_BYTES", span_bytes)
+    vectors = np.random.default_rng(4).standard_normal((50, 8)).astype(np.float32)
+    held = RowFile(8)
+    held.write(0, vectors)
+    asked = np.array([7, 3, 4, 5, 49, 0, 3], np.intp)
+    assert np.array_equal(held.read(asked), vectors[asked])
+    held.move(49, 1)
+    assert np.array_equal(held.read(np.array([1], np.intp)), vectors[49:50])
+    held.close()
