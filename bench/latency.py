@@ -1,12 +1,16 @@
 """Detect and match latency, in process ("server time") and over HTTP, at concurrency 1 and 4.
 
-    python -m bench.latency [--requests 40] [--write-docs]
+    python -m bench.latency [--requests 40] [--protocols] [--write-docs]
 
 Images are made from the committed test photos, so this needs no shared data: one face, or five
 faces in a collage, scaled to 320, 640 and 1280 px wide JPEGs. "Server time" runs exactly what the
 server runs for a request (base64 decode, image decode, models) in this process with the server's
 thread settings; "HTTP" starts `renlian serve` on a free port and times whole requests from a client
 on the same machine. Concurrency 4 runs four client threads and reports throughput.
+
+The v3 rows repeat v2 rows' work through the v3 protocol (JSON bodies, as today's SDKs send them), on
+the same server in the same run: the same work should cost the same, within noise. `--protocols`
+runs only those pairs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -35,6 +40,7 @@ from tests.conftest import start_server
 
 PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
 WIDTHS = (320, 640, 1280)
+SEARCH_GROUP = "latency"
 ATTRIBUTES = ",".join(sorted(ATTRIBUTE_FIELDS))
 HEADER = (
     "| request | server time p50 / p95 ms | HTTP c=1 p50 / p95 ms | HTTP c=4 p50 / p95 ms | c=4 req/s |",
@@ -79,17 +85,32 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return samples
 
 
+Payload = dict[str, str] | list[dict[str, str]]
+
+
+def post(client: httpx.Client, url: str, payload: Payload) -> dict[str, Any]:
+    """v2 takes forms; v3 takes JSON (an array for match). Both answer error_code only on error (v2)
+    or 0 on success (v3)."""
+    response = (
+        client.post(url, data=payload)
+        if isinstance(payload, dict) and "/v2/" in url
+        else client.post(url, json=payload)
+    )
+    body: dict[str, Any] = response.json()
+    assert body.get("error_code", 0) == 0, body
+    return body
+
+
 def http_run(
-    url: str, token: str, fields: dict[str, str], repeats: int, concurrency: int
+    url: str, token: str, payload: Payload, repeats: int, concurrency: int
 ) -> tuple[list[float], float]:
     """Per-request milliseconds and requests per second over `repeats` requests."""
     with httpx.Client(timeout=60, params={"access_token": token}) as client:
-        client.post(url, data=fields)
+        post(client, url, payload)
 
         def one(_: int) -> float:
             start = time.perf_counter()
-            body = client.post(url, data=fields).json()
-            assert "error_code" not in body, body
+            post(client, url, payload)
             return (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()
@@ -101,13 +122,14 @@ def http_run(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--protocols", action="store_true", help="only the rows that compare v2 and v3")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     settings = Settings()
     analyzer: FaceAnalyzer = load_analyzer(ModelCache(settings.model_cache()), settings.analyzer_config())
     limits = settings.image_limits()
 
-    cases: list[tuple[str, str, dict[str, str], Callable[[], object]]] = []
+    cases: list[tuple[str, str, Payload, Callable[[], object]]] = []
     for faces in (1, 5):
         for width in WIDTHS:
             text = jpeg_b64(collage(faces, width))
@@ -144,6 +166,52 @@ def main() -> None:
         label = "match, 2 images (640x480, 512x600)" + (", +liveness of both" if liveness else "")
         cases.append((label, "/rest/2.0/face/v2/match", form, match_side))
 
+    # The same work through v3: detect and match as above, and a search against the group that the
+    # server's set-up below enrols, beside v2's identify of the same photo.
+    v2_detect = next(case for case in cases if case[0] == "detect, 1 face, 640x480")
+    one_face = jpeg_b64(collage(1, 640))
+    cases.append(
+        (
+            "v3 detect, 1 face, 640x480",
+            "/rest/2.0/face/v3/detect",
+            {"image": one_face, "image_type": "BASE64"},
+            v2_detect[3],
+        )
+    )
+    v2_match = next(case for case in cases if case[0].startswith("match") and "liveness" not in case[0])
+    cases.append(
+        (
+            "v3 match, 2 images (640x480, 512x600)",
+            "/rest/2.0/face/v3/match",
+            [{"image": text, "image_type": "BASE64"} for text in pair],
+            v2_match[3],
+        )
+    )
+
+    def search_side() -> object:
+        return analyzer.probe(decode_image(one_face, limits), liveness=False)
+
+    cases.append(
+        (
+            "identify, 1 face, 640x480, group of 2",
+            "/rest/2.0/face/v2/identify",
+            {"images": one_face, "group_id": SEARCH_GROUP},
+            search_side,
+        )
+    )
+    cases.append(
+        (
+            "v3 search, 1 face, 640x480, group of 2",
+            "/rest/2.0/face/v3/search",
+            {"image": one_face, "image_type": "BASE64", "group_id_list": SEARCH_GROUP},
+            search_side,
+        )
+    )
+    if args.protocols:
+        twins = {label.removeprefix("v3 ") for label, *_ in cases if label.startswith("v3 ")}
+        twins |= {"identify, 1 face, 640x480, group of 2", "match, 2 images (640x480, 512x600)"}
+        cases = [case for case in cases if case[0].removeprefix("v3 ") in twins]
+
     # What liveness costs on its own, per face: the issue's budget is 25 ms on 2 cores.
     portrait = read_bgr(PHOTOS / "astronaut.jpg")
     face = analyzer.largest_face(portrait)
@@ -154,13 +222,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         server = start_server(Path(tmp))
         try:
-            for label, path, form, server_side in cases:
-                found = server.call(path, **form)
-                assert "error_code" not in found, (label, found)
+            for uid, name in (("astronaut", "astronaut.jpg"), ("hopper", "grace_hopper.jpg")):
+                enrol = {
+                    "uid": uid,
+                    "user_info": uid,
+                    "group_id": SEARCH_GROUP,
+                    "images": jpeg_b64(read_bgr(PHOTOS / name)),
+                }
+                assert "error_code" not in server.call("/rest/2.0/face/v2/faceset/user/add", **enrol)
+            for label, path, payload, server_side in cases:
                 inner = percentiles(timed(server_side, args.requests))
                 server_p50[label] = inner[0]
-                one, _ = http_run(server.base_url + path, server.token, form, args.requests, 1)
-                four, throughput = http_run(server.base_url + path, server.token, form, args.requests * 2, 4)
+                one, _ = http_run(server.base_url + path, server.token, payload, args.requests, 1)
+                four, throughput = http_run(
+                    server.base_url + path, server.token, payload, args.requests * 2, 4
+                )
                 h1, h4 = percentiles(one), percentiles(four)
                 rows.append(
                     f"| {label} | {inner[0]:.1f} / {inner[1]:.1f} | {h1[0]:.1f} / {h1[1]:.1f} | "
@@ -181,6 +257,10 @@ def main() -> None:
         f"Liveness alone, one face (in process): {liveness_ms[0]:.1f} / {liveness_ms[1]:.1f} ms p50 / p95.",
     ]
     print("\n".join(table))
+    if args.protocols:
+        if args.write_docs:
+            write_section(Path("docs/benchmarks.md"), "protocols", table)
+        return
     base, full = "detect, 1 face, 640x480", "detect, 1 face, 640x480, +every attribute"
     attributes = [
         f"Measured {machine()}, {settings.inference_workers} inference workers x "

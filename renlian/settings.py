@@ -7,9 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from renlian.core.fetch import ImageFetcher, parse_allow_list
 from renlian.vision.analyzer import AnalyzerConfig
 from renlian.vision.image import ImageLimits
 
@@ -34,6 +35,10 @@ class Settings(BaseSettings):
     data_dir: Path = Path("renlian-data")
     model_dir: Path = Path("~/.cache/renlian/models")
     log_level: str = "info"
+    # text, or json: one JSON object per line (the request log's fields as keys).
+    log_format: Literal["text", "json"] = "text"
+    # On SIGTERM: stop accepting, then let the requests in flight finish for at most this long.
+    shutdown_grace_seconds: int = Field(default=30, ge=0, le=3600)
     # How long a database statement waits for another connection's lock (a backup, `renlian apps`,
     # `renlian import` beside the server) before the request fails with 216300, which clients retry.
     db_busy_timeout_seconds: float = Field(default=5.0, ge=0.0, le=600.0)
@@ -61,6 +66,20 @@ class Settings(BaseSettings):
     max_image_side: int = Field(default=12_000, ge=16)
     min_image_side: int = Field(default=16, ge=1)
 
+    # Images by URL (v3's image_type=URL): fetched only when the URL lies under one of these
+    # comma-separated prefixes. Empty, the default, fetches nothing: a server that fetches any URL a
+    # client names is a door into the network it sits in (docs/security.md, "Image URLs").
+    image_url_allow: str = ""
+    image_url_timeout_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
+    # Baidu's limit on a whole request.
+    image_url_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+
+    # face_tokens of faces that were seen but not enrolled (detect, search, match) resolve from a
+    # cache of their aligned crops (7-9 KB each) for at least this long, unless more than
+    # `face_token_cache` faces were seen since (docs/compat.md).
+    face_token_ttl_seconds: int = Field(default=3600, ge=3600)
+    face_token_cache: int = Field(default=10_000, ge=100)
+
     # Baidu's group capacity; lower it to keep a group smaller.
     max_group_faces: int = Field(default=300_000, ge=1, le=300_000)
 
@@ -71,6 +90,13 @@ class Settings(BaseSettings):
     # (Baidu's SDKs write 1800): the window in which a captured request can be replayed.
     max_signature_seconds: int = Field(default=1800, ge=1, le=24 * 3600)
     max_concurrent_requests: int = Field(default=64, ge=1)
+
+    @field_validator("image_url_allow")
+    @classmethod
+    def _check_image_url_allow(cls, value: str) -> str:
+        # A mistyped prefix stops the server at start-up rather than quietly refusing every URL.
+        parse_allow_list(value)
+        return value
 
     def model_cache(self) -> Path:
         return self.model_dir.expanduser()
@@ -89,6 +115,11 @@ class Settings(BaseSettings):
 
     def image_limits(self) -> ImageLimits:
         return ImageLimits(self.max_image_pixels, self.max_image_side, self.min_image_side)
+
+    def image_fetcher(self) -> ImageFetcher:
+        return ImageFetcher(
+            parse_allow_list(self.image_url_allow), self.image_url_timeout_seconds, self.image_url_max_bytes
+        )
 
 
 @lru_cache(maxsize=1)

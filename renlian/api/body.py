@@ -7,9 +7,11 @@ refused as soon as it passes the endpoint's limit, with nothing past the limit b
 from __future__ import annotations
 
 import asyncio
+import json
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 from fastapi import Request
@@ -26,7 +28,9 @@ MAX_FIELDS = 100
 PARSE_IN_THREAD_BYTES = 256 * 1024
 # Parsing copies a body a few times over for a moment. One large body at a time keeps those copies
 # from adding up when many large requests arrive together (bench/memory.py).
-_LARGE_FORMS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="form-parser")
+_LARGE_BODIES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="body-parser")
+
+T = TypeVar("T")
 
 
 def too_large(limit: int) -> FaceApiError:
@@ -54,20 +58,72 @@ def is_form(content_type: str) -> bool:
     return content_type.lower().startswith((FORM, MULTIPART))
 
 
-async def parse_fields(headers: Headers, body: bytearray) -> dict[str, str]:
-    """The body's fields: form-encoded and multipart bodies are read; any other body has none."""
+Fields = dict[str, str]
+
+
+async def parse_fields(headers: Headers, body: bytearray) -> Fields | list[Fields]:
+    """The body's fields; a JSON array (v3's match and faceverify) gives one set per element.
+
+    A body that starts with "{" or "[" is JSON whatever its Content-Type says: Baidu's Java SDK
+    labels its JSON bodies form-urlencoded, and so does the Node SDK for match (no form body can
+    start with either). Otherwise form-encoded and multipart bodies are read; any other has none.
+    """
+    if bytes(body[:64]).lstrip()[:1] in (b"{", b"["):
+        return await _in_parser_thread(_json_fields, body)
     content_type = headers.get("content-type", "").lower()
     if content_type.startswith(FORM):
-        if len(body) > PARSE_IN_THREAD_BYTES:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(_LARGE_FORMS, _form_fields, body)
-        return _form_fields(body)
+        return await _in_parser_thread(_form_fields, body)
     if content_type.startswith(MULTIPART):
         return await _multipart_fields(headers, body)
     return {}
 
 
-def _form_fields(body: bytearray) -> dict[str, str]:
+async def _in_parser_thread(parse: Callable[[bytearray], T], body: bytearray) -> T:
+    if len(body) <= PARSE_IN_THREAD_BYTES:
+        return parse(body)
+    return await asyncio.get_running_loop().run_in_executor(_LARGE_BODIES, parse, body)
+
+
+def _json_fields(body: bytearray) -> Fields | list[Fields]:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, "the body is not valid JSON") from exc
+    if isinstance(document, dict):
+        return _json_object(document)
+    if isinstance(document, list) and all(isinstance(item, dict) for item in document):
+        if len(document) > MAX_FIELDS:
+            raise FaceApiError(ErrorCode.INVALID_PARAM, f"the body has more than {MAX_FIELDS} elements")
+        return [_json_object(item) for item in document]
+    raise FaceApiError(ErrorCode.INVALID_PARAM, "the body must be a JSON object, or an array of objects")
+
+
+def _json_object(document: dict[str, Any]) -> Fields:
+    """Values as the text a form would carry: clients send numbers as JSON numbers or as decimal
+    strings, and group_id_list as a comma-separated string or a JSON array."""
+    if len(document) > MAX_FIELDS:
+        raise FaceApiError(ErrorCode.INVALID_PARAM, f"the body has more than {MAX_FIELDS} fields")
+    return {str(key): _text(value) for key, value in document.items() if value is not None}
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    if isinstance(value, list) and all(
+        isinstance(item, str | int) and not isinstance(item, bool) for item in value
+    ):
+        return ",".join(str(item) for item in value)
+    # Nested objects are no parameter's shape: kept as JSON text, they fail their field's check.
+    return json.dumps(value)
+
+
+def _form_fields(body: bytearray) -> Fields:
     # Undecodable bytes become U+FFFD, raw or percent-encoded: such a value then fails its own
     # field's check, with that field's code.
     text = body.decode("utf-8", "replace")
@@ -78,7 +134,7 @@ def _form_fields(body: bytearray) -> dict[str, str]:
     return dict(pairs)
 
 
-async def _multipart_fields(headers: Headers, body: bytearray) -> dict[str, str]:
+async def _multipart_fields(headers: Headers, body: bytearray) -> Fields:
     async def stream() -> AsyncGenerator[bytes, None]:
         yield bytes(body)
 

@@ -17,7 +17,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from renlian.api.body import is_form, parse_fields, read_body
+from renlian.api.body import Fields, is_form, parse_fields, read_body
 from renlian.api.params import (
     DEFAULT_IMAGE_LIMIT,
     DETECT_IMAGE_LIMIT,
@@ -33,13 +33,15 @@ from renlian.auth.guard import Credentials
 @dataclass(frozen=True)
 class Call:
     """An admitted request: the app it acts for (every face-library row is scoped by its app_id) and
-    its parameters."""
+    its parameters; a body that is a JSON array (v3's match and faceverify) gives `items`, one set of
+    parameters per element, and only the query string's in `params`."""
 
     app_id: str
     params: Params
+    items: list[Params] | None = None
 
 
-async def _fields(request: Request, limit: int) -> dict[str, str]:
+async def _fields(request: Request, limit: int) -> Fields | list[Fields]:
     return await parse_fields(request.headers, await read_body(request, limit))
 
 
@@ -55,12 +57,12 @@ def rest_call(
         guard = services(request).guard
         guard.quotas.enter()
         try:
-            body: dict[str, str] | None = None
+            body: Fields | list[Fields] | None = None
             token = request.query_params.get("access_token")
             signed = "authorization" in request.headers
             if not signed and token is None and is_form(request.headers.get("content-type", "")):
                 body = await _fields(request, limit)
-                token = body.get("access_token")
+                token = body.get("access_token") if isinstance(body, dict) else None
             credentials = Credentials(
                 method=request.method,
                 path=request.url.path,
@@ -69,9 +71,14 @@ def rest_call(
                 access_token=None if signed else token,
             )
             app = await asyncio.to_thread(guard.enter, credentials, capability)
+            request.state.app_id = app.app_id  # for the request log
             if body is None:
                 body = await _fields(request, limit) if reads_body else {}
-            yield Call(app.app_id, Params.merged(request.query_params.multi_items(), body))
+            query = request.query_params.multi_items()
+            if isinstance(body, list):
+                yield Call(app.app_id, Params.merged(query, {}), [Params.merged([], item) for item in body])
+            else:
+                yield Call(app.app_id, Params.merged(query, body))
         finally:
             guard.quotas.leave()
 
@@ -80,7 +87,8 @@ def rest_call(
 
 async def unauthenticated_params(request: Request) -> Params:
     """Parameters of a request that carries no credentials (the token endpoint); small bodies only."""
-    return Params.merged(request.query_params.multi_items(), await _fields(request, SMALL_BODY_LIMIT))
+    body = await _fields(request, SMALL_BODY_LIMIT)
+    return Params.merged(request.query_params.multi_items(), body if isinstance(body, dict) else {})
 
 
 DetectCall = Annotated[Call, Depends(rest_call("detect", body_limit(DETECT_IMAGE_LIMIT)))]

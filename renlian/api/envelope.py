@@ -1,7 +1,10 @@
-"""Baidu's response envelope: every response carries a log_id; errors are {error_code, error_msg, log_id}.
+"""Baidu's response envelopes, one per protocol.
 
-Baidu answers protocol errors with HTTP 200 and an error_code in the body, and its SDK only looks at
-the body, so we do the same.
+v2: every response carries a log_id; errors are {error_code, error_msg, log_id}. v3: every response,
+success or error, is {error_code, error_msg, log_id, timestamp, cached, result}, with error_code 0
+and error_msg "SUCCESS" on success and result null on error. Baidu answers protocol errors with HTTP
+200 and an error_code in the body, and its SDKs only look at the body (Java's only at a 200's), so
+we do the same.
 """
 
 from __future__ import annotations
@@ -46,6 +49,42 @@ def error(log_id: int, exc: FaceApiError) -> JSONResponse:
     if exc.detail:
         body["error_detail"] = exc.detail
     return JSONResponse(body)
+
+
+# Paths answered in v3's envelope: v3 itself, and the other families today's SDKs call beside it.
+V3_PATHS = ("/rest/2.0/face/v3/", "/rest/2.0/face/v4/", "/rest/2.0/face/capture/", "/rest/2.0/face/scene/")
+
+
+def is_v3(path: str) -> bool:
+    return path.startswith(V3_PATHS)
+
+
+def v3_ok(log_id: int, result: dict[str, Any] | None) -> JSONResponse:
+    return JSONResponse(_v3(0, "SUCCESS", log_id, result))
+
+
+def v3_error(log_id: int, exc: FaceApiError) -> JSONResponse:
+    code, message = exc.v3()
+    body = _v3(code, message, log_id, None)
+    if exc.detail:
+        body["error_detail"] = exc.detail
+    return JSONResponse(body)
+
+
+def _v3(code: int, message: str, log_id: int, result: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "error_code": code,
+        "error_msg": message,
+        "log_id": log_id,
+        "timestamp": int(time.time()),
+        "cached": 0,
+        "result": result,
+    }
+
+
+def error_for(path: str, log_id: int, exc: FaceApiError) -> JSONResponse:
+    """The error in the envelope of the protocol the path belongs to."""
+    return v3_error(log_id, exc) if is_v3(path) else error(log_id, exc)
 
 
 # The ext_fields / image_liveness word that asks for a liveness score.

@@ -52,7 +52,7 @@ class Params:
     def required(self, name: str) -> str:
         value = self.values.get(name)
         if value is None or value == "":
-            raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, f"{name} is required")
+            raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, f"{name} is required", field=name)
         return value
 
     def first_of(self, *names: str) -> str:
@@ -61,17 +61,30 @@ class Params:
             value = self.values.get(name)
             if value:
                 return value
-        raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, f"{' or '.join(names)} is required")
+        raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, f"{' or '.join(names)} is required", field=names[0])
 
     def uint(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
         raw = self.values.get(name)
         if raw is None or raw == "":
             return default
         if not _UINT.fullmatch(raw.strip()):
-            raise FaceApiError(ErrorCode.INVALID_PARAM, f"{name} must be a whole number from {minimum}")
+            raise FaceApiError(
+                ErrorCode.INVALID_PARAM, f"{name} must be a whole number from {minimum}", field=name
+            )
         value = int(raw)
         if not minimum <= value <= maximum:
-            raise FaceApiError(ErrorCode.INVALID_PARAM, f"{name} must be between {minimum} and {maximum}")
+            raise FaceApiError(
+                ErrorCode.INVALID_PARAM, f"{name} must be between {minimum} and {maximum}", field=name
+            )
+        return value
+
+    def choice(self, name: str, allowed: Iterable[str], default: str) -> str:
+        """One of `allowed`, or `default` when absent."""
+        value = self.values.get(name) or default
+        if value not in allowed:
+            raise FaceApiError(
+                ErrorCode.INVALID_PARAM, f"{name} must be one of {', '.join(allowed)}", field=name
+            )
         return value
 
     def choices(self, name: str, allowed: Iterable[str]) -> list[str]:
@@ -80,7 +93,9 @@ class Params:
         items = [item.strip() for item in raw.split(",") if item.strip()]
         unknown = sorted(set(items) - set(allowed))
         if unknown:
-            raise FaceApiError(ErrorCode.INVALID_PARAM, f"unknown {name}: {', '.join(unknown)[:200]}")
+            raise FaceApiError(
+                ErrorCode.INVALID_PARAM, f"unknown {name}: {', '.join(unknown)[:200]}", field=name
+            )
         return items
 
 

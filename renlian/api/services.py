@@ -13,10 +13,12 @@ from renlian.api.envelope import LogIds
 from renlian.api.inference import InferencePool
 from renlian.auth.guard import Guard
 from renlian.auth.tokens import TokenService
+from renlian.core.controls import NO_CONTROLS
+from renlian.core.faces import FaceOperations
 from renlian.library.library import FaceLibrary
 from renlian.store.base import NewFace
 from renlian.vision.analyzer import FaceAnalyzer
-from renlian.vision.image import BGRImage, ImageLimits, decode_image, decode_photo
+from renlian.vision.image import BGRImage, ImageLimits, decode_image
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -26,6 +28,7 @@ T = TypeVar("T")
 class Services:
     analyzer: FaceAnalyzer
     library: FaceLibrary
+    ops: FaceOperations
     tokens: TokenService
     guard: Guard
     pool: InferencePool
@@ -34,10 +37,10 @@ class Services:
     def decode(self, text: str) -> BGRImage:
         return decode_image(text, self.limits)
 
-    def enrolment_face(self, text: str) -> NewFace:
+    def enrolment_face(self, app_id: str, text: str) -> NewFace:
         """Decode one photo and keep only what the library stores of it: its pixels are garbage as
         soon as this returns, so a request with many photos holds one decoded image at a time."""
-        return self.library.enrolment_face(*decode_photo(text, self.limits))
+        return self.ops.enrolment(app_id, self.ops.base64_photo(text), NO_CONTROLS)[0]
 
     async def store(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run store work (reads, and writes that embed nothing) in a thread: never on the event

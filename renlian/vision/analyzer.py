@@ -6,8 +6,11 @@ object per thread. The analyzer itself holds no per-request state.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.models.cache import ModelCache, verify_file
@@ -16,13 +19,28 @@ from renlian.models.runtime import configure_opencv
 from renlian.vision.attributes import LANDMARK_FIELDS, AttributeModel, Attributes, Qualities
 from renlian.vision.backbone import FaceFeatures, FeatureBackbone
 from renlian.vision.detector import YuNetDetector
-from renlian.vision.faces import Face
+from renlian.vision.faces import Face, Points, Pose
 from renlian.vision.image import BGRImage
 from renlian.vision.landmarks import Landmark106
 from renlian.vision.liveness import LivenessScorer
 from renlian.vision.measures import blur, illumination, incompleteness
 from renlian.vision.pose import PoseEstimator
 from renlian.vision.recognizer import Embedder, Embedding, align, normalised
+
+T = TypeVar("T")
+
+
+def _ignore(model: str, seconds: float) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Examined:
+    face: Face
+    aligned: BGRImage
+    embedding: Embedding
+    liveness: float | None
+    qualities: Qualities | None
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,34 @@ class FaceAnalyzer:
         self.backbone = FeatureBackbone(paths["sface"], paths["mbf"], threads=config.threads)
         self.embedder = Embedder(config.recognizer, self.backbone.nets[config.recognizer])
         self.attributes = AttributeModel(paths["attributes"])
+        # Told each model call's duration (model name, seconds); the API layer feeds its metrics.
+        self.observe: Callable[[str, float], None] = _ignore
+
+    def _timed(self, model: str, run: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return run()
+        finally:
+            self.observe(model, time.perf_counter() - started)
+
+    def find_faces(self, image: BGRImage) -> list[Face]:
+        """Every face the detector finds, largest first."""
+        return self._timed("yunet", lambda: self.detector.detect(image))
+
+    def liveness_score(self, image: BGRImage, face: Face) -> float:
+        return self._timed("liveness", lambda: self.liveness(image, face))
+
+    def _pose(self, image: BGRImage, face: Face) -> Pose:
+        return self._timed("tddfa", lambda: self.pose(image, face))
+
+    def _embed(self, aligned: BGRImage) -> Embedding:
+        return self._timed(self.embedder.name, lambda: self.embedder.embed(aligned))
+
+    def _landmarks(self, image: BGRImage, face: Face) -> Points:
+        return self._timed("landmark106", lambda: self.landmarks(image, face))
+
+    def _features(self, aligned: BGRImage) -> FaceFeatures:
+        return self._timed("backbone", lambda: self.backbone(aligned))
 
     def detect(
         self,
@@ -56,14 +102,14 @@ class FaceAnalyzer:
         attributes: frozenset[str] = frozenset(),
     ) -> list[Face]:
         """The `max_faces` largest faces with head pose, and dense landmarks and attributes if asked for."""
-        faces = self.detector.detect(image)[:max_faces]
+        faces = self.find_faces(image)[:max_faces]
         for face in faces:
-            face.pose = self.pose(image, face)
+            face.pose = self._pose(image, face)
             if landmarks or attributes & LANDMARK_FIELDS:
-                face.landmarks106 = self.landmarks(image, face)
+                face.landmarks106 = self._landmarks(image, face)
             if attributes:
                 aligned = align(image, face.kps5)
-                face.attributes = self._describe(image, face, attributes, aligned, self.backbone(aligned))
+                face.attributes = self._describe(image, face, attributes, aligned, self._features(aligned))
         return faces
 
     def _describe(
@@ -79,8 +125,11 @@ class FaceAnalyzer:
             )
         return self.attributes.predict(fields, features, face.landmarks106, measures)
 
+    def aligned(self, image: BGRImage, face: Face) -> BGRImage:
+        return align(image, face.kps5)
+
     def largest_face(self, image: BGRImage) -> Face:
-        faces = self.detector.detect(image)
+        faces = self.find_faces(image)
         if not faces:
             raise FaceApiError(ErrorCode.FACE_NOT_FOUND)
         return faces[0]
@@ -92,7 +141,7 @@ class FaceAnalyzer:
     def enrolment_face(self, image: BGRImage) -> tuple[Embedding, BGRImage]:
         """The largest face's embedding and the aligned 112x112 crop it was computed from."""
         aligned = align(image, self.largest_face(image).kps5)
-        return self.embedder.embed(aligned), aligned
+        return self._embed(aligned), aligned
 
     def probe(self, image: BGRImage, *, liveness: bool) -> tuple[Embedding, float | None]:
         """The largest face's embedding, and its liveness score if asked for, from one detection."""
@@ -103,15 +152,25 @@ class FaceAnalyzer:
         self, image: BGRImage, *, liveness: bool, qualities: bool
     ) -> tuple[Embedding, float | None, Qualities | None]:
         """`probe`, plus the face's qualities if asked for (match's ext_fields=qualities)."""
-        face = self.largest_face(image)
+        found = self.examine(image, self.largest_face(image), liveness=liveness, qualities=qualities)
+        return found.embedding, found.liveness, found.qualities
+
+    def examine(
+        self, image: BGRImage, face: Face, *, liveness: bool, qualities: bool, pose: bool = False
+    ) -> Examined:
+        """One detected face's embedding and aligned crop, and its liveness score, qualities and head
+        pose if asked for: what recognition needs, and what v3's quality and liveness controls judge."""
         aligned = align(image, face.kps5)
-        live = self.liveness(image, face) if liveness else None
+        live = self.liveness_score(image, face) if liveness else None
+        if pose:
+            face.pose = self._pose(image, face)
         if not qualities:
-            return self.embedder.embed(aligned), live, None
+            return Examined(face, aligned, self._embed(aligned), live, None)
         # One pass of the backbone gives the recognizer's embedding and the qualities' features.
-        features = self.backbone(aligned)
+        features = self._features(aligned)
         described = self._describe(image, face, frozenset({"qualities"}), aligned, features)
-        return normalised(features.embeddings[self.embedder.name]), live, described.qualities
+        embedding = normalised(features.embeddings[self.embedder.name])
+        return Examined(face, aligned, embedding, live, described.qualities)
 
 
 def load_analyzer(cache: ModelCache, config: AnalyzerConfig, *, progress: bool = False) -> FaceAnalyzer:

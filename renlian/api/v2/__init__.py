@@ -1,1 +1,1 @@
-"""One router per endpoint family."""
+"""The v2 protocol adapter: one router per endpoint family."""

@@ -27,7 +27,7 @@ MAX_ENROL_IMAGES = 10
 router = APIRouter()
 
 
-async def enrolment_faces(svc: Services, p: Params, *, single: bool) -> list[NewFace]:
+async def enrolment_faces(svc: Services, app_id: str, p: Params, *, single: bool) -> list[NewFace]:
     field = p.first_of("images", "image")
     check_encoded_size(field, DEFAULT_IMAGE_LIMIT)
     texts = split_images(field)
@@ -38,7 +38,7 @@ async def enrolment_faces(svc: Services, p: Params, *, single: bool) -> list[New
     faces = []
     for text in texts:
         # One after another, not gathered: the request holds one decoded image at a time.
-        faces.append(await svc.pool.run(svc.enrolment_face, text))
+        faces.append(await svc.pool.run(svc.enrolment_face, app_id, text))
     return faces
 
 
@@ -66,7 +66,7 @@ async def user_add(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
     user_info = parse_user_info(p.required("user_info"))
     groups = parse_groups(p.required("group_id"))
     replace = action_type(p) == "replace"
-    faces = await enrolment_faces(svc, p, single=True)
+    faces = await enrolment_faces(svc, call.app_id, p, single=True)
     await svc.store(
         svc.library.add,
         call.app_id,
@@ -89,7 +89,7 @@ async def user_update(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     create = action_type(p) == "replace"
     if create and groups is None:
         raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, "action_type=replace needs group_id to enrol into")
-    faces = await enrolment_faces(svc, p, single=False)
+    faces = await enrolment_faces(svc, call.app_id, p, single=False)
     await svc.store(
         svc.library.update,
         call.app_id,

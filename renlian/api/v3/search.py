@@ -1,0 +1,102 @@
+"""v3 1:N and M:N search: /rest/2.0/face/v3/search and /multi-search, over the shared face library."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from renlian.api.deps import IdentifyCall
+from renlian.api.envelope import v3_ok
+from renlian.api.services import Services, ServicesDep, log_id
+from renlian.api.v3 import params as v3
+from renlian.api.v3.shape import probe_location
+from renlian.core.faces import Probe
+from renlian.errors import ErrorCode, FaceApiError
+from renlian.library.library import GroupHit
+from renlian.vision.score import similarity_score
+
+MAX_USERS = 50
+MAX_MULTI_USERS = 20
+MAX_MULTI_FACES = 10
+# Baidu's sources disagree on search's default threshold (0 in the newest, 80 in the SDKs'
+# docblocks); the newest wins (docs/compat.md). multi-search's is 80 in every source.
+SEARCH_THRESHOLD = 0
+MULTI_SEARCH_THRESHOLD = 80
+
+router = APIRouter(prefix=v3.PREFIX)
+
+
+async def _existing(svc: Services, app_id: str, groups: list[str]) -> None:
+    for group in groups:
+        if not await svc.store(svc.library.store.group_registered, app_id, group):
+            raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+
+
+def _users(svc: Services, hits: list[GroupHit], threshold: int) -> list[dict[str, Any]]:
+    model = svc.analyzer.embedder.name
+    found = []
+    for hit in hits:
+        score = similarity_score(hit.scores[0], model)
+        if score >= threshold:
+            found.append(
+                {"group_id": hit.group_id, "user_id": hit.uid, "user_info": hit.user_info, "score": score}
+            )
+    return found
+
+
+@router.post("/search")
+async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSONResponse:
+    p = call.params
+    ref, controls = v3.image(p), v3.controls(p)
+    groups = v3.group_list(p)
+    only = v3.user_id(p) if p.optional("user_id") else None
+    users = p.uint("max_user_num", 1, minimum=1, maximum=MAX_USERS)
+    threshold = v3.threshold(p, SEARCH_THRESHOLD)
+    await _existing(svc, call.app_id, groups)
+    ref = await v3.fetched(svc, ref)
+
+    def run() -> tuple[Probe, list[GroupHit]]:
+        probe = svc.ops.probe(call.app_id, svc.ops.photo(call.app_id, ref), controls)
+        queries = probe.examined.embedding[np.newaxis, :]
+        return probe, svc.library.search_embeddings(call.app_id, groups, queries, users, only_uid=only)[0]
+
+    probe, hits = await svc.pool.run(run)
+    found = _users(svc, hits, threshold)
+    if not found:
+        raise FaceApiError(ErrorCode.MATCH_USER_NOT_FOUND, f"no user scores {threshold} or more")
+    return v3_ok(log_id(request), {"face_token": probe.token, "user_list": found})
+
+
+@router.post("/multi-search")
+async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSONResponse:
+    p = call.params
+    ref, controls = v3.image(p), v3.controls(p)
+    groups = v3.group_list(p)
+    faces = p.uint("max_face_num", 1, minimum=1, maximum=MAX_MULTI_FACES)
+    users = p.uint("max_user_num", 1, minimum=1, maximum=MAX_MULTI_USERS)
+    threshold = v3.threshold(p, MULTI_SEARCH_THRESHOLD)
+    await _existing(svc, call.app_id, groups)
+    ref = await v3.fetched(svc, ref)
+
+    def run() -> list[dict[str, Any]]:
+        photo = svc.ops.photo(call.app_id, ref)
+        probes = svc.ops.probes(call.app_id, photo, faces, controls)
+        if not probes:
+            return []
+        # Every face in one pass over each gallery.
+        queries = np.stack([probe.examined.embedding for probe in probes])
+        hits = svc.library.search_embeddings(call.app_id, groups, queries, users)
+        return [
+            {
+                "face_token": probe.token,
+                "location": probe_location(probe.examined, photo.pixels),
+                "user_list": _users(svc, found, threshold),
+            }
+            for probe, found in zip(probes, hits, strict=True)
+        ]
+
+    face_list = await svc.pool.run(run)
+    return v3_ok(log_id(request), {"face_num": len(face_list), "face_list": face_list})

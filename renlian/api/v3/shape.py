@@ -1,0 +1,150 @@
+"""v3's answer shapes for a face: location, angle, and the face_field attributes by v3's names."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import cv2
+import numpy as np
+
+from renlian.api.params import Params
+from renlian.core.controls import INCOMPLETE
+from renlian.vision.analyzer import Examined
+from renlian.vision.attributes import Attributes
+from renlian.vision.faces import Face, Points
+from renlian.vision.image import BGRImage
+from renlian.vision.landmarks import LANDMARK4_FROM_106, LANDMARK72_FROM_106, project
+
+DIGITS = 6
+# v3 face_field -> the analyzer's attribute field behind it (None: landmarks). Older spellings too.
+FIELDS: dict[str, str | None] = {
+    "age": "age",
+    "beauty": "beauty",
+    "expression": "expression",
+    "face_shape": "faceshape",
+    "faceshape": "faceshape",
+    "gender": "gender",
+    "glasses": "glasses",
+    "race": "race",
+    "quality": "qualities",
+    "face_type": "qualities",
+    "facetype": "qualities",
+    "landmark": None,
+    "landmark72": None,
+}
+# Fields v3 documents that no model of ours answers yet: accepted, and left out (docs/compat.md).
+UNSERVED = frozenset({"eye_status", "emotion", "mask", "landmark150", "spoofing"})
+EXPRESSIONS = ("none", "smile", "laugh")
+GLASSES = ("none", "common", "sun")
+OCCLUSION_NAMES = {"chin": "chin_contour"}
+
+
+def face_fields(p: Params) -> set[str]:
+    return set(p.choices("face_field", FIELDS.keys() | UNSERVED)) - UNSERVED
+
+
+def analyzer_fields(fields: set[str]) -> tuple[bool, frozenset[str]]:
+    """(landmarks wanted, the analyzer's attribute fields) for v3 face_field names."""
+    wanted = {FIELDS[name] for name in fields}
+    return None in wanted, frozenset(name for name in wanted if name is not None)
+
+
+def location(face: Face, width: int, height: int) -> dict[str, Any]:
+    x0, y0 = max(0.0, float(face.box[0])), max(0.0, float(face.box[1]))
+    x1 = min(float(width), float(face.box[0] + face.box[2]))
+    y1 = min(float(height), float(face.box[1] + face.box[3]))
+    rotation = face.pose.rotation_angle if face.pose is not None else 0
+    return {
+        "left": round(x0, 2),
+        "top": round(y0, 2),
+        "width": round(x1 - x0, 2),
+        "height": round(y1 - y0, 2),
+        "rotation": rotation,
+    }
+
+
+def angle(face: Face) -> dict[str, float]:
+    assert face.pose is not None
+    return {
+        "yaw": round(face.pose.yaw, 2),
+        "pitch": round(face.pose.pitch, 2),
+        "roll": round(face.pose.roll, 2),
+    }
+
+
+def face_entry(
+    face: Face, token: str, pixels: BGRImage, fields: set[str], *, crop: bool = False
+) -> dict[str, Any]:
+    height, width = pixels.shape[:2]
+    entry: dict[str, Any] = {
+        "face_token": token,
+        "location": location(face, width, height),
+        "face_probability": round(face.score, 4),
+        "angle": angle(face),
+    }
+    if face.landmarks106 is not None and fields & {"landmark", "landmark72"}:
+        entry["landmark"] = _points(project(face.landmarks106, LANDMARK4_FROM_106))
+        entry["landmark72"] = _points(project(face.landmarks106, LANDMARK72_FROM_106))
+    if face.attributes is not None:
+        entry.update(attributes(face.attributes, fields))
+    if crop:
+        entry["corp_image_base64"] = face_crop(face, pixels)
+    return entry
+
+
+def attributes(found: Attributes, fields: set[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if found.age is not None:
+        body["age"] = round(found.age)
+    if found.beauty is not None:
+        body["beauty"] = round(found.beauty, 2)
+    if found.expression is not None:
+        kind, probability = found.expression
+        body["expression"] = {"type": EXPRESSIONS[kind], "probability": round(probability, DIGITS)}
+    if found.faceshape is not None:
+        name, probability = max(found.faceshape, key=lambda item: item[1])
+        body["face_shape"] = {"type": name, "probability": round(probability, DIGITS)}
+    if found.gender is not None:
+        body["gender"] = {"type": found.gender[0], "probability": round(found.gender[1], DIGITS)}
+    if found.glasses is not None:
+        body["glasses"] = {"type": GLASSES[found.glasses[0]], "probability": round(found.glasses[1], DIGITS)}
+    if found.race is not None:
+        body["race"] = {"type": found.race[0], "probability": round(found.race[1], DIGITS)}
+    qualities = found.qualities
+    if qualities is not None and "quality" in fields:
+        body["quality"] = {
+            "occlusion": {
+                OCCLUSION_NAMES.get(k, k): round(v, DIGITS) for k, v in qualities.occlusion.items()
+            },
+            "blur": round(qualities.blur, DIGITS),
+            "illumination": round(qualities.illumination),
+            # v3 counts the other way from v2: 1 is a whole face, 0 one that crosses the border.
+            "completeness": 0 if qualities.incompleteness >= INCOMPLETE else 1,
+        }
+    if qualities is not None and fields & {"face_type", "facetype"}:
+        cartoon = qualities.cartoon > qualities.human
+        body["face_type"] = {
+            "type": "cartoon" if cartoon else "human",
+            "probability": round(max(qualities.cartoon, qualities.human), DIGITS),
+        }
+    return body
+
+
+def probe_location(examined: Examined, pixels: BGRImage) -> dict[str, Any]:
+    return location(examined.face, pixels.shape[1], pixels.shape[0])
+
+
+def face_crop(face: Face, pixels: BGRImage) -> str:
+    """The face's box cut from the image, as base64 JPEG (display_corp_image)."""
+    height, width = pixels.shape[:2]
+    x, y, w, h = (round(float(v)) for v in face.box)
+    cut = pixels[max(0, y) : min(height, y + h), max(0, x) : min(width, x + w)]
+    ok, jpeg = cv2.imencode(".jpg", cut, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return base64.b64encode(jpeg.tobytes()).decode()
+
+
+def _points(points: Points) -> list[dict[str, float]]:
+    rounded = np.round(points.astype(np.float64), 2)
+    return [{"x": float(x), "y": float(y)} for x, y in rounded]

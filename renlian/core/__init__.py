@@ -1,0 +1,1 @@
+"""The operations every protocol adapter shares."""
