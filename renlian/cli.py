@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
+from renlian import logs
 from renlian.auth.apps import new_app, with_new_secret
+from renlian.doctor import checks, problems
 from renlian.errors import FaceApiError
 from renlian.library.importer import import_tree
 from renlian.library.library import FaceLibrary, parse_groups
@@ -46,9 +48,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def _analyzer_loader(settings: Settings) -> Callable[[], FaceAnalyzer]:
@@ -99,7 +99,19 @@ def serve(args: argparse.Namespace) -> int:
     _logging(settings)
     private_dir(settings.data_dir)
     app = create_app(settings, _analyzer_loader(settings))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    # uvicorn shuts down gracefully on SIGTERM (stops accepting, finishes what is in flight, runs
+    # the app's shutdown), then raises the signal again with the handler that was there before it;
+    # this one makes that a clean exit 0 instead of death by signal.
+    signal.signal(signal.SIGTERM, lambda number, frame: None)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
     return 0
 
 
@@ -129,6 +141,7 @@ def import_photos(args: argparse.Namespace) -> int:
         workers=settings.inference_workers,
         progress=True,
     )
+    library.close()
     library.store.close()
     print(f"enrolled {report.enrolled}, already there {report.skipped}, failed {len(report.failed)}")
     for path, reason in report.failed:
@@ -244,8 +257,21 @@ def reindex(args: argparse.Namespace) -> int:
     _logging(settings)
     library = _library(settings)
     done = library.reindex()
+    library.close()
     library.store.close()
     print(f"re-embedded {done} faces with {settings.recognizer}")
+    return 0
+
+
+def doctor(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    found = list(problems(settings))
+    for line in found:
+        print(f"problem: {line}")
+    if found:
+        return 1
+    for line in checks(settings):
+        print(f"ok: {line}")
     return 0
 
 
@@ -270,7 +296,9 @@ def models_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="renlian", description="Self-hosted Baidu Face API v2 server.")
+    parser = argparse.ArgumentParser(
+        prog="renlian", description="Self-hosted Baidu Face API (v2 and v3) server."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_parser = commands.add_parser("serve", help="start the HTTP server")
@@ -294,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     reindexing = commands.add_parser("reindex", help="re-embed faces made by another recognizer")
     reindexing.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")
     reindexing.set_defaults(handler=reindex)
+
+    doctoring = commands.add_parser("doctor", help="check models, store, data directory and settings")
+    doctoring.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")
+    doctoring.set_defaults(handler=doctor)
 
     apps = commands.add_parser("apps", help="create and manage apps (credentials, scope, quotas)")
     app_commands = apps.add_subparsers(dest="apps_command", required=True)

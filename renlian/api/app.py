@@ -6,24 +6,33 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renlian import __version__
-from renlian.api import envelope
+from renlian.api import console, envelope, oauth, reference
 from renlian.api.deps import AnyCall
 from renlian.api.inference import InferencePool
-from renlian.api.routes import detect, faceset, match, oauth, search
+from renlian.api.observe import RequestObserver
 from renlian.api.services import Services, log_id
+from renlian.api.v2 import detect, faceset, match, search
+from renlian.api.v3 import faces as v3_faces
+from renlian.api.v3 import faceset as v3_faceset
+from renlian.api.v3 import search as v3_search
 from renlian.auth.guard import Guard
 from renlian.auth.quotas import Quotas
 from renlian.auth.tokens import TokenService
+from renlian.core.faces import FaceOperations
+from renlian.core.facetokens import FaceTokenCache
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.library import FaceLibrary
+from renlian.metrics import Metrics
 from renlian.settings import Settings
 from renlian.store.sqlite import SQLiteStore
 from renlian.store.sqlite_apps import SQLiteAppStore
@@ -32,6 +41,8 @@ from renlian.vision.analyzer import FaceAnalyzer
 logger = logging.getLogger("renlian")
 
 REST_PREFIX = "/rest/"
+STATIC = Path(__file__).parent / "static"
+DOCS_ASSETS = {"docs.js": "text/javascript", "docs.css": "text/css"}
 
 
 def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) -> FastAPI:
@@ -40,21 +51,33 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         analyzer = await asyncio.to_thread(load_analyzer)
+        analyzer.observe = metrics.observe_model
         store = SQLiteStore(settings.store_path(), busy_timeout=settings.db_busy_timeout_seconds)
-        library = await asyncio.to_thread(FaceLibrary, store, analyzer, settings.max_group_faces)
+        library = await asyncio.to_thread(
+            FaceLibrary, store, analyzer, settings.max_group_faces, settings.threads_per_worker
+        )
         pool = InferencePool(settings.inference_workers)
         apps = SQLiteAppStore(store)
         tokens = TokenService(apps, settings.token_ttl_seconds)
         quotas = Quotas(apps, settings.max_concurrent_requests)
+        metrics.watch_index(library.index.faces_per_app)
+        limits = settings.image_limits()
         app.state.services = Services(
             analyzer=analyzer,
             library=library,
+            ops=FaceOperations(
+                analyzer,
+                library,
+                limits,
+                settings.image_fetcher(),
+                FaceTokenCache(settings.face_token_cache, settings.face_token_ttl_seconds),
+            ),
             tokens=tokens,
             guard=Guard(
                 apps, tokens, quotas, settings.max_clock_skew_seconds, settings.max_signature_seconds
             ),
             pool=pool,
-            limits=settings.image_limits(),
+            limits=limits,
         )
         logger.info(
             "models loaded (recognizer %s); %d inference workers x %d threads",
@@ -72,19 +95,42 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             except FaceApiError:
                 logger.exception("could not save the last usage counts")
             pool.shutdown()
+            # Snapshots of the groups written since start-up: the next start loads them.
+            await asyncio.to_thread(library.close)
             store.close()
 
+    metrics = Metrics(settings.recognizer)
     app = FastAPI(title="renlian", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(detect.router)
     app.include_router(match.router)
     app.include_router(faceset.router)
     app.include_router(search.router)
     app.include_router(oauth.router)
+    app.include_router(v3_faces.router)
+    app.include_router(v3_search.router)
+    app.include_router(v3_faceset.router)
+    app.include_router(console.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:
         ready = getattr(request.app.state, "services", None) is not None
         return JSONResponse({"status": "ok" if ready else "loading"}, status_code=200 if ready else 503)
+
+    app.openapi = reference.openapi  # type: ignore[method-assign]
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_reference() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
+
+    @app.get("/docs/{asset}", include_in_schema=False)
+    async def api_reference_asset(asset: str) -> FileResponse:
+        if asset not in DOCS_ASSETS:
+            raise StarletteHTTPException(404)
+        return FileResponse(STATIC / asset, media_type=DOCS_ASSETS[asset])
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # Registered last so that it only catches what no router claimed.
     @app.api_route(REST_PREFIX + "{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
@@ -92,6 +138,8 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
         raise FaceApiError(ErrorCode.SERVICE_NOT_SUPPORT, f"/rest/{path} is not a service")
 
     _install_error_handlers(app)
+    # Outermost: it sees every answer, the 216500 of an unexpected failure included.
+    app.add_middleware(RequestObserver, metrics=metrics)
     return app
 
 
@@ -108,17 +156,18 @@ async def _flush_usage_every_second(quotas: Quotas) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FaceApiError)
     async def face_api_error(request: Request, exc: FaceApiError) -> JSONResponse:
-        return envelope.error(log_id(request), exc)
+        return envelope.error_for(request.url.path, log_id(request), exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return envelope.error(log_id(request), FaceApiError(ErrorCode.INVALID_PARAM, str(exc.errors()[:1])))
+        failure = FaceApiError(ErrorCode.INVALID_PARAM, str(exc.errors()[:1]))
+        return envelope.error_for(request.url.path, log_id(request), failure)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if request.url.path.startswith(REST_PREFIX):
             code = ErrorCode.SERVICE_NOT_SUPPORT if exc.status_code in (404, 405) else ErrorCode.INVALID_PARAM
-            return envelope.error(log_id(request), FaceApiError(code, str(exc.detail)))
+            return envelope.error_for(request.url.path, log_id(request), FaceApiError(code, str(exc.detail)))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
 
     app.add_middleware(UnexpectedErrors)
@@ -150,7 +199,9 @@ class UnexpectedErrors:
         except Exception:
             if started:
                 raise
-            request_id = log_id(Request(scope))
+            request = Request(scope)
+            request_id = log_id(request)
             # The traceback stays in the server log, keyed by log_id; the client learns only the code.
             logger.exception("unexpected failure, log_id %d", request_id)
-            await envelope.error(request_id, FaceApiError(ErrorCode.UNKNOWN_ERROR))(scope, receive, send)
+            failure = FaceApiError(ErrorCode.UNKNOWN_ERROR)
+            await envelope.error_for(request.url.path, request_id, failure)(scope, receive, send)

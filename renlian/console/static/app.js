@@ -1,0 +1,836 @@
+// The renlian console: a client of renlian's public v3 API that runs in the browser.
+//
+// It signs in like any client (an app's API key and secret key for an access token at
+// /oauth/2.0/token) and then calls /rest/2.0/face/v3/... with ?access_token=. The secret key is sent
+// once, in the sign-in request's body, and never stored; the token lives in sessionStorage, so it
+// goes when the tab does. The only URL that is not the public API is ./api/faces/<face_token>.jpg,
+// the stored crop of an enrolled face, for thumbnails (renlian/api/console.py).
+//
+// Everything the server says (ids, user_info) is put into the page as text, never as HTML.
+
+import { STRINGS } from "./strings.js";
+
+const TOKEN_KEY = "renlian.console.token";
+const LANG_KEY = "renlian.console.lang";
+// Baidu's recommended "same person" threshold: renlian calibrates it to a 0.1% false-accept rate
+// (docs/accuracy.md).
+const SAME_PERSON = 80;
+// detect takes at most 2 MiB of base64 text, about 1.5 MB of file: a photo larger than this is
+// shrunk and re-encoded in the browser before it is sent. Smaller ones go as they are, so their
+// face_token is the one any other client would get for the same file.
+const MAX_SEND_BYTES = 1_400_000;
+const MAX_SEND_SIDE = 2048;
+const MAX_SEARCH_USERS = 5;
+const PAGE = 1000;
+const VIEWS = ["library", "detect", "compare", "search"];
+const COLORS = ["#0ea5e9", "#f59e0b", "#a855f7", "#10b981", "#ef4444", "#6366f1"];
+
+// The server's root, worked out from the page's own URL so that a console served under a path
+// prefix (behind a reverse proxy) still finds the API.
+const ROOT = new URL("..", location.href);
+const CONSOLE = new URL(".", location.href);
+
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => [...root.querySelectorAll(selector)];
+
+let token = sessionStorage.getItem(TOKEN_KEY);
+let lang = localStorage.getItem(LANG_KEY) || (navigator.language.startsWith("zh") ? "zh" : "en");
+// Each navigation bumps this; an answer that arrives for an older one is dropped.
+let generation = 0;
+
+const state = {
+  groups: [],
+  group: null,
+  users: [],
+  user: null,
+  userInfo: null,
+  faces: [],
+  detect: null, // {bitmap, faces}
+  compare: null, // {score}
+  search: null, // {group, users: [{user_id, group_id, user_info, score, face_token}]}
+};
+
+// ---------------------------------------------------------------- labels
+
+function t(key, vars = {}) {
+  const text = STRINGS[lang][key] ?? STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+/** Sets an element's text from a label key, and remembers it so a language switch redoes it. */
+function label(element, key, vars = {}) {
+  element.dataset.i18n = key;
+  element.dataset.i18nVars = JSON.stringify(vars);
+  element.textContent = t(key, vars);
+  return element;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = t("app.title");
+  for (const element of $$("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n, JSON.parse(element.dataset.i18nVars || "{}"));
+  }
+  for (const element of $$("[data-i18n-placeholder]")) {
+    element.placeholder = t(element.dataset.i18nPlaceholder);
+  }
+  for (const element of $$("[data-i18n-label]")) {
+    element.setAttribute("aria-label", t(element.dataset.i18nLabel));
+  }
+  // Texts drawn from data (detect's canvas and attributes, alt texts) are drawn again.
+  renderDetect();
+  renderFaces();
+}
+
+// ---------------------------------------------------------------- the API
+
+class ApiError extends Error {
+  constructor(code, message, detail) {
+    super(message);
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** A refused sign-in: shown on the sign-in form rather than as a message. */
+class SignInError extends ApiError {}
+
+function errorText(error) {
+  if (error instanceof ApiError) {
+    const known = `error.${error.code}`;
+    if (STRINGS.en[known]) return `${t(known)} (${error.code})`;
+    return t("error", { code: error.code, message: error.detail || error.message });
+  }
+  if (error instanceof TypeError) return t("error.network");
+  return String(error.message || error);
+}
+
+async function signIn(apiKey, secretKey) {
+  // In the body, not the query string: URLs end up in server and proxy logs.
+  const body = new URLSearchParams({
+    grant_type: "client_credentials",
+    client_id: apiKey,
+    client_secret: secretKey,
+  });
+  const response = await fetch(new URL("oauth/2.0/token", ROOT), { method: "POST", body }).catch(() => {
+    throw new SignInError("network", t("error.network"));
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok || !answer.access_token) {
+    throw new SignInError(answer.error || response.status, answer.error_description || response.statusText);
+  }
+  token = answer.access_token;
+  sessionStorage.setItem(TOKEN_KEY, token);
+}
+
+function signOut(message) {
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  Object.assign(state, { groups: [], group: null, users: [], user: null, faces: [] });
+  Object.assign(state, { detect: null, compare: null, search: null });
+  for (const list of $$("#group-list, #user-list, #faces, #search-results, #detect-faces")) {
+    list.replaceChildren();
+  }
+  const error = $("#signin-error");
+  error.hidden = !message;
+  if (message) label(error, message);
+  if (location.hash) history.replaceState(null, "", location.pathname);
+  route();
+}
+
+/** One v3 call: the body as JSON, the token in the query string, the result or an ApiError. */
+async function v3(path, body) {
+  const url = new URL(`rest/2.0/face/v3/${path}`, ROOT);
+  url.searchParams.set("access_token", token);
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  // Baidu's envelope comes with HTTP 200 even for errors; anything else is a proxy's or a crash's page.
+  const answer = await response.json().catch(() => {
+    throw new ApiError(response.status, response.statusText || "not JSON");
+  });
+  if (answer.error_code !== 0) {
+    // 100, 110, 111: no token, a revoked one, an expired one.
+    if ([100, 110, 111].includes(answer.error_code)) signOut("signin.expired");
+    throw new ApiError(answer.error_code, answer.error_msg, answer.error_detail);
+  }
+  return answer.result;
+}
+
+function faceUrl(faceToken) {
+  const url = new URL(`api/faces/${faceToken}.jpg`, CONSOLE);
+  url.searchParams.set("access_token", token);
+  return url.href;
+}
+
+// ---------------------------------------------------------------- photos
+
+function readBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    // A data: URL; the API wants only what follows "base64,".
+    reader.onload = () => resolve(reader.result.slice(reader.result.indexOf(",") + 1));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+/** The photo as it will be sent ({blob, base64}), shrunk first if it is too large for a body. */
+async function preparePhoto(file) {
+  let blob = file;
+  if (file.size > MAX_SEND_BYTES) {
+    const bitmap = await createImageBitmap(file).catch(() => {
+      throw new Error(t("drop.unreadable"));
+    });
+    const scale = Math.min(1, MAX_SEND_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+  }
+  return { blob, base64: await readBase64(blob) };
+}
+
+/** Fills a `[data-drop]` element with a file picker that also takes a dropped file. */
+function dropZone(container, onChange) {
+  const id = `file-${Math.random().toString(36).slice(2)}`;
+  const input = Object.assign(document.createElement("input"), {
+    type: "file",
+    accept: "image/*",
+    id,
+    className: "visually-hidden",
+  });
+  const zone = document.createElement("label");
+  zone.htmlFor = id;
+  zone.className = "drop-zone";
+  const preview = Object.assign(document.createElement("img"), { className: "preview", alt: "" });
+  preview.hidden = true;
+  const prompt = label(document.createElement("span"), "drop.prompt");
+  const chosen = Object.assign(document.createElement("span"), { className: "chosen" });
+  zone.append(preview, prompt, chosen);
+  container.replaceChildren(input, zone);
+
+  let file = null;
+  function choose(picked) {
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    file = picked && picked.type.startsWith("image/") ? picked : null;
+    preview.hidden = !file;
+    if (file) {
+      preview.src = URL.createObjectURL(file);
+      label(chosen, "drop.chosen", { name: file.name, size: Math.ceil(file.size / 1024) });
+    } else {
+      preview.removeAttribute("src");
+      chosen.textContent = picked ? t("drop.unreadable") : "";
+      delete chosen.dataset.i18n;
+    }
+    container.classList.toggle("has-file", Boolean(file));
+    onChange(file);
+  }
+  input.addEventListener("change", () => choose(input.files[0] || null));
+  // Without preventDefault on dragover the browser would open a dropped file instead.
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    choose(event.dataTransfer.files[0] || null);
+  });
+  return {
+    get file() {
+      return file;
+    },
+    clear() {
+      input.value = "";
+      choose(null);
+    },
+  };
+}
+
+// ---------------------------------------------------------------- page furniture
+
+function el(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "text") element.textContent = value;
+    else if (name === "class") element.className = value;
+    else element.setAttribute(name, value);
+  }
+  element.append(...children);
+  return element;
+}
+
+let toastTimer;
+function notify(message, kind = "info") {
+  const toast = $("#toast");
+  toast.textContent = message;
+  toast.className = `toast ${kind}`;
+  toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (toast.hidden = true), kind === "error" ? 8000 : 4000);
+}
+
+/** Runs `work` with `button` showing that it is busy; a failure becomes a message. */
+async function act(button, work) {
+  button.disabled = true;
+  button.classList.add("busy");
+  try {
+    await work();
+  } catch (error) {
+    if (error instanceof SignInError) {
+      const detail = `${error.message} (${error.code})`;
+      label($("#signin-error"), "signin.failed", { detail }).hidden = false;
+    } else if (token) {
+      notify(errorText(error), "error");
+    }
+    // Signed out by the failure (an expired token): the sign-in form already says why.
+  } finally {
+    button.classList.remove("busy");
+    button.disabled = false;
+    refreshButtons();
+  }
+}
+
+function confirmDialog(text) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = text;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+const zones = {};
+function refreshButtons() {
+  $("#enrol-new button[type=submit]").disabled = !zones.enrolNew?.file;
+  $("#enrol-more button[type=submit]").disabled = !zones.enrolMore?.file;
+  $("#compare-form button[type=submit]").disabled = !(zones.first?.file && zones.second?.file);
+  $("#search-form button[type=submit]").disabled = !(zones.search?.file && $("#search-group").value);
+}
+
+// ---------------------------------------------------------------- navigation
+
+/** `#/library/<group>/<user>`, `#/detect`, `#/compare`, `#/search`. */
+function route() {
+  const signedIn = Boolean(token);
+  $("#tabs").hidden = !signedIn;
+  $("#signout").hidden = !signedIn;
+  let [view = "library", group, user] = location.hash
+    .replace(/^#\/?/, "")
+    .split("/")
+    .filter(Boolean)
+    .map((part) => decodeURIComponent(part.replace(/%(?![0-9a-f]{2})/gi, "%25")));
+  if (!VIEWS.includes(view)) view = "library";
+  const shown = signedIn ? view : "signin";
+  for (const section of $$(".view")) section.hidden = section.id !== `view-${shown}`;
+  for (const tab of $$("#tabs a")) tab.classList.toggle("active", tab.dataset.view === shown);
+  generation += 1;
+  if (!signedIn) {
+    $("#api-key").focus();
+  } else if (shown === "library") {
+    loadLibrary(group || null, user || null, generation).catch((error) => notify(errorText(error), "error"));
+  } else if (shown === "search") {
+    loadSearch(generation).catch((error) => notify(errorText(error), "error"));
+  }
+}
+
+// ---------------------------------------------------------------- library
+
+async function loadLibrary(group, user, current) {
+  const library = $("#view-library");
+  library.dataset.depth = user ? "2" : group ? "1" : "0";
+  const groups = await v3("faceset/group/getlist", { start: 0, length: PAGE });
+  if (current !== generation) return;
+  Object.assign(state, { groups: groups.group_id_list, group, user, users: [] });
+  Object.assign(state, { userInfo: null, faces: [], userLoaded: false });
+  if (group && !state.groups.includes(group)) {
+    location.hash = "#/library";
+    return;
+  }
+  renderGroups();
+  renderUsers();
+  renderUser();
+  if (!group) return;
+  const users = await v3("faceset/group/getusers", { group_id: group, start: 0, length: PAGE });
+  if (current !== generation) return;
+  state.users = users.user_id_list;
+  if (user && !state.users.includes(user)) {
+    location.hash = `#/library/${encodeURIComponent(group)}`;
+    return;
+  }
+  renderUsers();
+  if (!user) return;
+  const [record, faces] = await Promise.all([
+    v3("faceset/user/get", { user_id: user, group_id: group }),
+    v3("faceset/face/getlist", { user_id: user, group_id: group }),
+  ]);
+  if (current !== generation) return;
+  state.userInfo = record.user_list[0]?.user_info ?? null;
+  state.faces = faces.face_list;
+  state.userLoaded = true;
+  renderUser();
+}
+
+function renderGroups() {
+  const list = $("#group-list");
+  list.replaceChildren(
+    ...state.groups.map((group) =>
+      el(
+        "li",
+        {},
+        el("a", {
+          href: `#/library/${encodeURIComponent(group)}`,
+          class: group === state.group ? "selected" : "",
+          text: group,
+        }),
+      ),
+    ),
+  );
+  $("#groups-empty").hidden = state.groups.length > 0;
+}
+
+function renderUsers() {
+  const group = state.group;
+  $("#users-pick").hidden = Boolean(group);
+  $("#users-body").hidden = !group;
+  if (!group) return;
+  label($("#users-title"), "users.title", { group });
+  $("#user-list").replaceChildren(
+    ...state.users.map((user) =>
+      el(
+        "li",
+        {},
+        el("a", {
+          href: `#/library/${encodeURIComponent(group)}/${encodeURIComponent(user)}`,
+          class: user === state.user ? "selected" : "",
+          text: user,
+        }),
+      ),
+    ),
+  );
+  $("#users-empty").hidden = state.users.length > 0;
+}
+
+function renderUser() {
+  const { group, user, userLoaded } = state;
+  $("#user-body").hidden = !userLoaded;
+  $("#user-pick").hidden = Boolean(userLoaded || !group);
+  const back = $("#user-back");
+  back.href = `#/library/${encodeURIComponent(group || "")}`;
+  if (group) label(back, "user.back", { group });
+  // Cleared while a user loads, so that nothing on the page is another user's.
+  renderFaces();
+  if (!userLoaded) return;
+  $("#user-title").textContent = user;
+  const info = $("#user-info");
+  if (state.userInfo) {
+    delete info.dataset.i18n;
+    info.textContent = state.userInfo;
+  } else label(info, "user.no_info");
+  label($("#enrol-more-title"), "enrol.more", { user });
+  const others = state.groups.filter((other) => other !== group);
+  $("#copy-target").replaceChildren(...others.map((other) => el("option", { value: other, text: other })));
+  $("#copy-form").hidden = others.length === 0;
+  $("#copy-none").hidden = others.length > 0;
+}
+
+function renderFaces() {
+  const { user } = state;
+  $("#faces").replaceChildren(
+    ...state.faces.map((face, index) => {
+      const image = el("img", {
+        src: faceUrl(face.face_token),
+        alt: t("user.face.alt", { n: index + 1, user }),
+        width: "112",
+        height: "112",
+        "data-face-token": face.face_token,
+      });
+      const remove = el("button", { type: "button", class: "danger small", text: t("user.face.delete") });
+      remove.addEventListener("click", () => deleteFace(remove, face.face_token));
+      const caption = face.ctime ? el("span", { class: "muted", text: t("user.added", { time: face.ctime }) }) : "";
+      return el("li", {}, image, caption, remove);
+    }),
+  );
+}
+
+async function enrol(button, zone, userId, userInfo) {
+  const { group } = state;
+  await act(button, async () => {
+    const photo = await preparePhoto(zone.file);
+    const body = { image: photo.base64, image_type: "BASE64", group_id: group, user_id: userId };
+    if (userInfo) body.user_info = userInfo;
+    await v3("faceset/user/add", body);
+    notify(t("enrol.done", { user: userId, group }));
+    zone.clear();
+    const target = `#/library/${encodeURIComponent(group)}/${encodeURIComponent(userId)}`;
+    if (location.hash === target) route();
+    else location.hash = target;
+  });
+}
+
+async function deleteFace(button, faceToken) {
+  const { group, user } = state;
+  if (!(await confirmDialog(t("user.face.delete.confirm", { user })))) return;
+  await act(button, async () => {
+    await v3("faceset/face/delete", { user_id: user, group_id: group, face_token: faceToken });
+    notify(t("user.face.deleted"));
+    // The user goes with its last face: route() then falls back to the group.
+    route();
+  });
+}
+
+function setUpLibrary() {
+  $("#group-add").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("#new-group");
+    const group = input.value.trim();
+    act(event.submitter || $("#group-add button"), async () => {
+      await v3("faceset/group/add", { group_id: group });
+      input.value = "";
+      notify(t("groups.added", { group }));
+      location.hash = `#/library/${encodeURIComponent(group)}`;
+    });
+  });
+
+  $("#group-delete").addEventListener("click", async (event) => {
+    const { group } = state;
+    if (!(await confirmDialog(t("groups.delete.confirm", { group })))) return;
+    act(event.target, async () => {
+      await v3("faceset/group/delete", { group_id: group });
+      notify(t("groups.deleted", { group }));
+      location.hash = "#/library";
+    });
+  });
+
+  $("#user-delete").addEventListener("click", async (event) => {
+    const { group, user } = state;
+    if (!(await confirmDialog(t("user.delete.confirm", { user, group })))) return;
+    act(event.target, async () => {
+      await v3("faceset/user/delete", { user_id: user, group_id: group });
+      notify(t("user.deleted", { user }));
+      location.hash = `#/library/${encodeURIComponent(group)}`;
+    });
+  });
+
+  $("#copy-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const { group, user } = state;
+    const target = $("#copy-target").value;
+    act(event.submitter || $("#copy-form button"), async () => {
+      await v3("faceset/user/copy", { user_id: user, src_group_id: group, dst_group_id: target });
+      notify(t("user.copied", { user, group: target }));
+    });
+  });
+
+  zones.enrolNew = dropZone($("#enrol-new [data-drop]"), refreshButtons);
+  $("#enrol-new").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const userId = form.elements.user_id.value.trim();
+    const userInfo = form.elements.user_info.value;
+    enrol(event.submitter, zones.enrolNew, userId, userInfo).then(() => {
+      if (!zones.enrolNew.file) form.reset();
+    });
+  });
+
+  zones.enrolMore = dropZone($("#enrol-more [data-drop]"), refreshButtons);
+  $("#enrol-more").addEventListener("submit", (event) => {
+    event.preventDefault();
+    enrol(event.submitter, zones.enrolMore, state.user, null);
+  });
+}
+
+// ---------------------------------------------------------------- detect
+
+function setUpDetect() {
+  zones.detect = dropZone($("#detect-drop"), (file) => {
+    if (!file) return;
+    const summary = $("#detect-summary");
+    label(summary, "busy");
+    state.detect = null;
+    renderDetect();
+    // Detect runs as soon as a photo is chosen: there is nothing else to set.
+    act(zones.detectButton, async () => {
+      const photo = await preparePhoto(file);
+      const result = await v3("detect", {
+        image: photo.base64,
+        image_type: "BASE64",
+        max_face_num: 10,
+        face_field: "age,gender,expression,glasses,quality,landmark",
+      });
+      // Drawn from the photo that was sent: the coordinates are in its frame.
+      state.detect = { bitmap: await createImageBitmap(photo.blob), faces: result.face_list };
+      renderDetect();
+    }).then(() => {
+      if (!state.detect) summary.textContent = "";
+    });
+  });
+  // act() wants a button to mark busy; the drop zone's own label stands in for one.
+  zones.detectButton = $("#detect-drop label");
+}
+
+function renderDetect() {
+  const canvas = $("#detect-canvas");
+  const summary = $("#detect-summary");
+  const info = $("#detect-faces");
+  if (!state.detect) {
+    canvas.hidden = true;
+    delete canvas.dataset.faces;
+    info.replaceChildren();
+    return;
+  }
+  const { bitmap, faces } = state.detect;
+  label(summary, faces.length ? "detect.count" : "detect.none", { n: faces.length });
+  canvas.hidden = false;
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const context = canvas.getContext("2d");
+  context.drawImage(bitmap, 0, 0);
+  // Lines and text keep their size on screen whatever the photo's resolution.
+  const unit = Math.max(1, Math.max(bitmap.width, bitmap.height) / 640);
+  faces.forEach((face, index) => drawFace(context, face, index, unit));
+  canvas.dataset.faces = String(faces.length);
+  info.replaceChildren(...faces.map((face, index) => faceCard(face, index)));
+}
+
+function drawFace(context, face, index, unit) {
+  const color = COLORS[index % COLORS.length];
+  const { left, top, width, height } = face.location;
+  context.lineWidth = 2 * unit;
+  context.strokeStyle = color;
+  context.strokeRect(left, top, width, height);
+
+  context.fillStyle = color;
+  for (const point of face.landmark72 || []) {
+    context.beginPath();
+    context.arc(point.x, point.y, 1.8 * unit, 0, 2 * Math.PI);
+    context.fill();
+  }
+
+  const parts = [`${index + 1}`];
+  if (face.age !== undefined) parts.push(String(face.age));
+  if (face.gender) parts.push(t(`value.${face.gender.type}`));
+  if (face.expression && face.expression.type !== "none") parts.push(t(`value.${face.expression.type}`));
+  if (face.glasses && face.glasses.type !== "none") parts.push(t(`value.${face.glasses.type}`));
+  const text = parts.join(" · ");
+  const size = 13 * unit;
+  context.font = `600 ${size}px system-ui, sans-serif`;
+  const tagWidth = context.measureText(text).width + size;
+  const tagHeight = size * 1.6;
+  // Above the box, or inside it when the box touches the top of the photo.
+  const tagTop = top - tagHeight >= 0 ? top - tagHeight : top;
+  context.fillRect(left - context.lineWidth / 2, tagTop, tagWidth, tagHeight);
+  context.fillStyle = "#fff";
+  context.textBaseline = "middle";
+  context.fillText(text, left + size / 2, tagTop + tagHeight / 2);
+}
+
+function percent(probability) {
+  return `${Math.round(probability * 100)}%`;
+}
+
+function faceCard(face, index) {
+  const rows = [];
+  const row = (key, value) => rows.push(el("dt", { text: t(key) }), el("dd", { text: value }));
+  const kind = (attribute) => `${t(`value.${attribute.type}`)} (${percent(attribute.probability)})`;
+  row("attr.probability", percent(face.face_probability));
+  if (face.age !== undefined) row("attr.age", String(face.age));
+  if (face.gender) row("attr.gender", kind(face.gender));
+  if (face.expression) row("attr.expression", kind(face.expression));
+  if (face.glasses) row("attr.glasses", kind(face.glasses));
+  if (face.angle) {
+    const { yaw, pitch, roll } = face.angle;
+    row("attr.angle", `${yaw.toFixed(0)}° / ${pitch.toFixed(0)}° / ${roll.toFixed(0)}°`);
+  }
+  const quality = face.quality;
+  if (quality) {
+    row("attr.blur", quality.blur.toFixed(2));
+    row("attr.illumination", String(quality.illumination));
+    row("attr.completeness", t(quality.completeness ? "value.yes" : "value.no"));
+    const occlusion = Object.entries(quality.occlusion)
+      .map(([part, value]) => `${t(`part.${part}`)} ${value.toFixed(2)}`)
+      .join(", ");
+    row("attr.occlusion", occlusion);
+  }
+  const swatch = el("span", { class: "swatch" });
+  swatch.style.background = COLORS[index % COLORS.length];
+  return el(
+    "section",
+    { class: "face-card" },
+    el("h3", {}, swatch, t("detect.face", { n: index + 1 })),
+    el("dl", {}, ...rows),
+  );
+}
+
+// ---------------------------------------------------------------- compare
+
+function setUpCompare() {
+  const form = $("#compare-form");
+  const [first, second] = $$("[data-drop]", form);
+  const changed = () => {
+    state.compare = null;
+    $("#compare-result").hidden = true;
+    refreshButtons();
+  };
+  zones.first = dropZone(first, changed);
+  zones.second = dropZone(second, changed);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    act(event.submitter, async () => {
+      const photos = await Promise.all([preparePhoto(zones.first.file), preparePhoto(zones.second.file)]);
+      const result = await v3(
+        "match",
+        photos.map((photo) => ({ image: photo.base64, image_type: "BASE64" })),
+      );
+      state.compare = { score: result.score };
+      renderCompare();
+    });
+  });
+}
+
+function renderCompare() {
+  const { score } = state.compare;
+  $("#compare-result").hidden = false;
+  $("#compare-score").textContent = score.toFixed(2);
+  $("#compare-bar").style.width = `${Math.max(0, Math.min(100, score))}%`;
+  $("#compare-result").classList.toggle("same", score >= SAME_PERSON);
+  label($("#compare-verdict"), score >= SAME_PERSON ? "compare.same" : "compare.different");
+}
+
+// ---------------------------------------------------------------- search
+
+async function loadSearch(current) {
+  const groups = await v3("faceset/group/getlist", { start: 0, length: PAGE });
+  if (current !== generation) return;
+  state.groups = groups.group_id_list;
+  const select = $("#search-group");
+  const chosen = select.value || state.group;
+  select.replaceChildren(...state.groups.map((group) => el("option", { value: group, text: group })));
+  if (state.groups.includes(chosen)) select.value = chosen;
+  $("#search-nogroups").hidden = state.groups.length > 0;
+  refreshButtons();
+}
+
+function setUpSearch() {
+  const form = $("#search-form");
+  zones.search = dropZone($("[data-drop]", form), refreshButtons);
+  $("#search-group").addEventListener("change", refreshButtons);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const group = $("#search-group").value;
+    act(event.submitter, async () => {
+      state.search = null;
+      renderSearch();
+      const photo = await preparePhoto(zones.search.file);
+      let users = [];
+      try {
+        const result = await v3("search", {
+          image: photo.base64,
+          image_type: "BASE64",
+          group_id_list: group,
+          max_user_num: MAX_SEARCH_USERS,
+        });
+        users = result.user_list;
+      } catch (error) {
+        // 222207: nobody scores above the threshold, which is an answer, not a failure.
+        if (!(error instanceof ApiError && error.code === 222207)) throw error;
+      }
+      // A thumbnail of each user found: the first of their faces in that group.
+      await Promise.all(
+        users.map(async (user) => {
+          const faces = await v3("faceset/face/getlist", { user_id: user.user_id, group_id: user.group_id }).catch(
+            () => null,
+          );
+          user.face_token = faces?.face_list[0]?.face_token;
+        }),
+      );
+      state.search = { group, users };
+      renderSearch();
+    });
+  });
+}
+
+function renderSearch() {
+  const none = $("#search-none");
+  const list = $("#search-results");
+  if (!state.search) {
+    none.hidden = true;
+    list.replaceChildren();
+    return;
+  }
+  const { group, users } = state.search;
+  none.hidden = users.length > 0;
+  label(none, "search.none", { group });
+  list.replaceChildren(
+    ...users.map((user) => {
+      const same = user.score >= SAME_PERSON;
+      const picture = user.face_token
+        ? el("img", { src: faceUrl(user.face_token), alt: "", width: "56", height: "56" })
+        : el("span", { class: "no-picture" });
+      const link = el("a", {
+        href: `#/library/${encodeURIComponent(user.group_id)}/${encodeURIComponent(user.user_id)}`,
+        class: "user-id",
+        text: user.user_id,
+      });
+      const details = el(
+        "div",
+        { class: "grow" },
+        link,
+        el("span", { class: "muted", text: ` ${user.group_id}` }),
+        user.user_info ? el("div", { class: "muted", text: user.user_info }) : "",
+      );
+      const score = el(
+        "div",
+        { class: `score-tag ${same ? "same" : ""}` },
+        el("strong", { class: "score-value", text: user.score.toFixed(2) }),
+        label(el("span"), same ? "search.same" : "search.unlikely"),
+      );
+      return el("li", {}, picture, details, score);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- start
+
+function setUp() {
+  $("#lang").addEventListener("click", () => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem(LANG_KEY, lang);
+    applyLanguage();
+  });
+  $("#signout").addEventListener("click", () => signOut(null));
+  $("#signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.target;
+    $("#signin-error").hidden = true;
+    act(event.submitter, async () => {
+      try {
+        await signIn(form.elements.api_key.value.trim(), form.elements.secret_key.value);
+      } finally {
+        // The secret is not kept anywhere, not even in the form.
+        form.elements.secret_key.value = "";
+      }
+      if (location.hash.startsWith("#/")) route();
+      else location.hash = "#/library";
+    });
+  });
+  for (const button of $$("#confirm button")) {
+    button.addEventListener("click", () => $("#confirm").close(button.value));
+  }
+  setUpLibrary();
+  setUpDetect();
+  setUpCompare();
+  setUpSearch();
+  window.addEventListener("hashchange", route);
+  applyLanguage();
+  refreshButtons();
+  route();
+}
+
+setUp();
