@@ -1,4 +1,4 @@
-"""The `renlian` command: serve, import, backup, reindex, models fetch, models list."""
+"""The `renlian` command: serve, import, backup, migrate, reindex, doctor, apps, models."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from renlian.library.library import FaceLibrary, parse_groups
 from renlian.models.cache import ModelCache, ModelCacheError
 from renlian.models.registry import MODELS
 from renlian.settings import Settings
-from renlian.store.base import CAPABILITIES, AppRecord
+from renlian.store.base import CAPABILITIES, AppRecord, AppStore, FaceStore
 from renlian.store.files import private_dir
-from renlian.store.sqlite import SQLiteStore, backup_file
-from renlian.store.sqlite_apps import SQLiteAppStore
+from renlian.store.open import open_store
+from renlian.store.sqlite import backup_file
 from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
 
 # What `renlian apps create` prints: the interface outside checks rely on.
@@ -63,8 +63,8 @@ def _analyzer_loader(settings: Settings) -> Callable[[], FaceAnalyzer]:
     return lambda: load_analyzer(cache, config)
 
 
-def _store(settings: Settings) -> SQLiteStore:
-    return SQLiteStore(settings.store_path(), busy_timeout=settings.db_busy_timeout_seconds)
+def _store(settings: Settings) -> FaceStore:
+    return open_store(settings)[0]
 
 
 def _library(settings: Settings) -> FaceLibrary:
@@ -150,18 +150,18 @@ def import_photos(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _app_store(settings: Settings) -> Iterator[SQLiteAppStore]:
-    store = _store(settings)
+def _app_store(settings: Settings) -> Iterator[AppStore]:
+    store, apps = open_store(settings)
     try:
-        yield SQLiteAppStore(store)
+        yield apps
     finally:
         store.close()
 
 
-def _existing_app(apps: SQLiteAppStore, settings: Settings, app_id: str) -> AppRecord:
+def _existing_app(apps: AppStore, settings: Settings, app_id: str) -> AppRecord:
     app = apps.app(app_id)
     if app is None:
-        raise CommandError(f"no app {app_id} in {settings.store_path()}; see `renlian apps list`")
+        raise CommandError(f"no app {app_id} in {settings.store_name()}; see `renlian apps list`")
     return app
 
 
@@ -242,6 +242,11 @@ def _changed(app: AppRecord, args: argparse.Namespace) -> AppRecord:
 def backup(args: argparse.Namespace) -> int:
     """Read-only: the live store is neither migrated nor written, whatever renlian version made it."""
     settings = _settings(args)
+    if settings.database_url:
+        raise CommandError(
+            f"the store is in PostgreSQL ({settings.store_name()}): back it up with pg_dump, "
+            "which knows its permissions and replication"
+        )
     if not settings.store_path().is_file():
         raise CommandError(f"no store at {settings.store_path()}")
     try:
@@ -249,6 +254,28 @@ def backup(args: argparse.Namespace) -> int:
     except FileExistsError as exc:
         raise CommandError(f"{args.target} exists; choose a new path") from exc
     print(f"backed up {settings.store_path()} to {args.target}")
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    """Copy the data directory's SQLite store into an empty PostgreSQL database, all or nothing."""
+    from renlian.store.migrate import MigrateError, copy_to_postgres
+    from renlian.store.postgres import masked
+
+    settings = _settings(args)
+    _logging(settings)
+    source = settings.store_path()
+    if not source.is_file():
+        raise CommandError(f"no store at {source}")
+    try:
+        counts = copy_to_postgres(source, args.to)
+    except MigrateError as exc:
+        raise CommandError(f"nothing was copied: {exc}") from exc
+    except FaceApiError as exc:
+        raise CommandError(f"nothing was copied: {exc}") from exc
+    for table, count in counts.items():
+        print(f"{table:12} {count}")
+    print(f"copied {source} to {masked(args.to)}; set RENLIAN_DATABASE_URL to use it")
     return 0
 
 
@@ -318,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     backing_up.add_argument("target", type=Path)
     backing_up.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")
     backing_up.set_defaults(handler=backup)
+
+    migrating = commands.add_parser("migrate", help="copy the SQLite store into an empty PostgreSQL database")
+    migrating.add_argument("--to", required=True, help="postgresql://USER:PASS@HOST:PORT/DB")
+    migrating.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")
+    migrating.set_defaults(handler=migrate)
 
     reindexing = commands.add_parser("reindex", help="re-embed faces made by another recognizer")
     reindexing.add_argument("--data-dir", type=Path, help="data directory (RENLIAN_DATA_DIR)")

@@ -2,6 +2,7 @@
 
 Every check only reads: models are verified against their pinned checksums (never downloaded), the
 store is opened read-only (never migrated), the data directory is probed with a temporary file.
+With RENLIAN_DATABASE_URL, the database is connected to and its schema version read.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
 
 from renlian.models.cache import ModelCache, sha256_of
 from renlian.models.registry import BUNDLED, MODELS
 from renlian.settings import Settings
+from renlian.store import postgres
 from renlian.store.sqlite import MIGRATIONS
 
 # Below this much free space the store may fail a write (216300) before anyone notices.
@@ -25,13 +30,11 @@ MIN_FREE_BYTES = 1024**3
 def problems(settings: Settings) -> Iterator[str]:
     yield from _models(settings)
     yield from _data_dir(settings.data_dir)
-    yield from _store(settings.store_path())
+    if settings.database_url:
+        yield from _database(settings)
+    else:
+        yield from _store(settings.store_path())
     yield from _settings(settings)
-    if os.environ.get("RENLIAN_DATABASE_URL"):
-        yield (
-            "RENLIAN_DATABASE_URL is set, but this renlian keeps everything in SQLite: unset it, "
-            "or upgrade to a renlian that has the PostgreSQL store"
-        )
 
 
 def checks(settings: Settings) -> list[str]:
@@ -39,10 +42,44 @@ def checks(settings: Settings) -> list[str]:
     return [
         f"{len(MODELS) + len(BUNDLED)} models verified in {settings.model_cache()} and the package",
         f"data directory {settings.data_dir} writable",
-        f"store {settings.store_path()} readable (this renlian's schema: {len(MIGRATIONS)})",
+        _store_check(settings),
         f"{settings.inference_workers} inference workers x {settings.threads_per_worker} threads "
         f"on {os.cpu_count()} cores",
     ]
+
+
+def _store_check(settings: Settings) -> str:
+    if settings.database_url:
+        return (
+            f"database {settings.store_name()} reachable, schema {_database_version(settings.database_url)} "
+            f"(this renlian's: {len(postgres.MIGRATIONS)})"
+        )
+    return f"store {settings.store_path()} readable (this renlian's schema: {len(MIGRATIONS)})"
+
+
+def _database_version(url: str) -> int:
+    with psycopg.connect(url, connect_timeout=5) as connection:
+        return postgres.schema_version(connection)
+
+
+def _database(settings: Settings) -> Iterator[str]:
+    assert settings.database_url
+    name = settings.store_name()
+    try:
+        version = _database_version(settings.database_url)
+    except psycopg.Error as exc:
+        # The driver's message names the host and the reason, never the password; masked anyway.
+        password = urlsplit(settings.database_url).password
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if password:
+            reason = reason.replace(password, "***")
+        yield f"database {name} cannot be reached ({reason}): check RENLIAN_DATABASE_URL and the server"
+        return
+    if version > len(postgres.MIGRATIONS):
+        yield (
+            f"database {name} has schema {version}, newer than renlian's {len(postgres.MIGRATIONS)}: "
+            "upgrade renlian"
+        )
 
 
 def _models(settings: Settings) -> Iterator[str]:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # How long a database statement waits for another connection's lock (a backup, `renlian apps`,
     # `renlian import` beside the server) before the request fails with 216300, which clients retry.
     db_busy_timeout_seconds: float = Field(default=5.0, ge=0.0, le=600.0)
+    # postgresql://USER:PASS@HOST:PORT/DB: keep apps, tokens, usage and the face library in
+    # PostgreSQL instead of the SQLite file in the data directory (docs/postgresql.md).
+    database_url: str | None = None
+    # Connections each process keeps open to it.
+    database_pool_size: int = Field(default=8, ge=1, le=1000)
 
     # Which face embedder serves match/identify. "mbf" (InsightFace w600k MobileFaceNet, 512-d) measures
     # best but its weights are for non-commercial research only; "sface" (OpenCV SFace, 128-d) is
@@ -103,6 +108,14 @@ class Settings(BaseSettings):
 
     def store_path(self) -> Path:
         return self.data_dir / "renlian.sqlite3"
+
+    def store_name(self) -> str:
+        """Where the store is, for messages: the SQLite file, or the database URL without its password."""
+        if self.database_url:
+            from renlian.store.postgres import masked
+
+            return masked(self.database_url)
+        return str(self.store_path())
 
     def analyzer_config(self, *, recognizer: str | None = None, threads: int | None = None) -> AnalyzerConfig:
         """The models' settings; benches and tests override the recognizer or the thread count."""

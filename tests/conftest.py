@@ -21,6 +21,7 @@ import pytest
 from renlian.models.cache import ModelCache
 from renlian.settings import Settings
 from renlian.vision.analyzer import FaceAnalyzer, load_analyzer
+from tests.postgres_cluster import Cluster, binaries
 
 DATA = Path(__file__).parent / "data"
 
@@ -152,3 +153,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(tmp_path_factory.mktemp("server"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session (scripts/test installs it where missing)."""
+    bin_dir = binaries()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL's initdb is not installed (scripts/test installs Debian's postgresql)")
+    cluster = Cluster(bin_dir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def database_url(postgres_cluster: Cluster) -> str:
+    """An empty database of its own for each test."""
+    return postgres_cluster.new_database()

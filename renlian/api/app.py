@@ -34,8 +34,7 @@ from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.library import FaceLibrary
 from renlian.metrics import Metrics
 from renlian.settings import Settings
-from renlian.store.sqlite import SQLiteStore
-from renlian.store.sqlite_apps import SQLiteAppStore
+from renlian.store.open import open_store
 from renlian.vision.analyzer import FaceAnalyzer
 
 logger = logging.getLogger("renlian")
@@ -52,12 +51,11 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         analyzer = await asyncio.to_thread(load_analyzer)
         analyzer.observe = metrics.observe_model
-        store = SQLiteStore(settings.store_path(), busy_timeout=settings.db_busy_timeout_seconds)
+        store, apps = await asyncio.to_thread(open_store, settings)
         library = await asyncio.to_thread(
             FaceLibrary, store, analyzer, settings.max_group_faces, settings.threads_per_worker
         )
         pool = InferencePool(settings.inference_workers)
-        apps = SQLiteAppStore(store)
         tokens = TokenService(apps, settings.token_ttl_seconds)
         quotas = Quotas(apps, settings.max_concurrent_requests)
         metrics.watch_index(library.index.faces_per_app)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.store.base import NewFace
+from renlian.store.base import FaceStore, NewFace
 from renlian.store.sqlite import MIGRATIONS, SQLiteStore
 
 
@@ -19,7 +19,7 @@ def face(seed: int, model: str = "mbf") -> NewFace:
 
 
 def enrol(
-    store: SQLiteStore, app: str, uid: str, groups: list[str], *faces: NewFace, max_faces: int = 10
+    store: FaceStore, app: str, uid: str, groups: list[str], *faces: NewFace, max_faces: int = 10
 ) -> None:
     store.enrol(
         app,
