@@ -269,9 +269,7 @@ def migrate(args: argparse.Namespace) -> int:
         raise CommandError(f"no store at {source}")
     try:
         counts = copy_to_postgres(source, args.to)
-    except MigrateError as exc:
-        raise CommandError(f"nothing was copied: {exc}") from exc
-    except FaceApiError as exc:
+    except (MigrateError, FaceApiError) as exc:
         raise CommandError(f"nothing was copied: {exc}") from exc
     for table, count in counts.items():
         print(f"{table:12} {count}")

@@ -235,7 +235,12 @@ class PostgresStore:
                 open=False,
                 name="renlian",
             )
+        try:
             self._pool.open(wait=True, timeout=timeout)
+        except PoolTimeout as exc:
+            # The pool only says it timed out; its log says why (refused, no such database...).
+            self._pool.close()
+            raise FaceApiError(ErrorCode.DB_ERROR, f"cannot connect to {masked(url)}") from exc
         try:
             with database_errors(), self._pool.connection() as connection:
                 migrate(connection)
@@ -255,13 +260,14 @@ class PostgresStore:
                     return body(connection)
             except psycopg.InterfaceError:
                 raise
+            except PoolTimeout as exc:
+                # Not retried: a pool that stayed full for its timeout would wait three times over.
+                raise database_error(exc) from exc
             except psycopg.Error as exc:
                 if attempt == WRITE_ATTEMPTS or not _retryable(exc):
                     raise database_error(exc) from exc
                 logger.info("database write retried after %s", type(exc).__name__)
                 time.sleep(RETRY_PAUSE_SECONDS * attempt)
-            except PoolTimeout as exc:
-                raise database_error(exc) from exc
         raise AssertionError("unreachable")
 
     def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:

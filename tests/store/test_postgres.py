@@ -23,6 +23,7 @@ from renlian.store.postgres import MIGRATIONS, PostgresStore, masked
 from renlian.store.postgres_apps import PostgresAppStore
 from renlian.store.sqlite import SQLiteStore
 from tests.conftest import b64, start_server
+from tests.postgres_cluster import Cluster
 from tests.store import test_sqlite as sqlite_tests
 from tests.store.test_sqlite import enrol, face
 
@@ -313,9 +314,15 @@ def test_apps_tokens_and_usage(store: PostgresStore) -> None:
     assert apps.apps() == [] and list(store.faces()) == [] and apps.usage(app.app_id, "2026-01-02") == (0, 0)
 
 
-def test_the_password_never_shows() -> None:
+def test_the_password_never_shows(postgres_cluster: Cluster) -> None:
     assert masked("postgresql://renlian:s3cret@db:5432/faces") == "postgresql://renlian:***@db:5432/faces"
     assert masked("postgresql://renlian@db/faces") == "postgresql://renlian@db/faces"
+    with pytest.raises(FaceApiError) as caught:
+        PostgresStore(f"postgresql://postgres:s3cret@127.0.0.1:{postgres_cluster.port}/nowhere", timeout=1)
+    assert caught.value.error is ErrorCode.DB_ERROR
+    assert "cannot connect to postgresql://postgres:***@" in str(caught.value) and "s3cret" not in str(
+        caught.value
+    )
 
 
 def test_a_server_enrols_and_identifies_through_postgresql(
