@@ -606,23 +606,24 @@ def _request_body(operation: Operation) -> dict[str, Any]:
     return {"required": True, "content": content}
 
 
+def _codes(operation: Operation) -> dict[int, str]:
+    """The codes an operation can answer in its protocol, with their messages, in code order."""
+    v2 = operation.protocol == "v2"
+    found = {
+        error.code if v2 else error.v3_code: error.message if v2 else error.v3_message
+        for error in (*operation.errors, *AUTH, *QUOTA)
+    }
+    return dict(sorted(found.items()))
+
+
 def _answer(operation: Operation) -> dict[str, Any]:
     if operation.protocol == "v3":
         envelope = obj(
             error_code=INT, error_msg=STR, log_id=INT, timestamp=INT, cached=INT, result=operation.result
         )
-        codes = sorted({error.v3_code for error in (*operation.errors, *AUTH, *QUOTA)})
     else:
         envelope = {"allOf": [obj(log_id=INT), operation.result]}
-        codes = sorted({error.code for error in (*operation.errors, *AUTH, *QUOTA)})
-    errors = {
-        error.code if operation.protocol == "v2" else error.v3_code: error
-        for error in (*operation.errors, *AUTH, *QUOTA)
-    }
-    table = "; ".join(
-        f"{code} {errors[code].message if operation.protocol == 'v2' else errors[code].v3_message}"
-        for code in codes
-    )
+    table = "; ".join(f"{code} {message}" for code, message in _codes(operation).items())
     return {
         "200": {
             "description": f"HTTP 200 for every answer, errors too (error_code, error_msg). Codes: {table}",
@@ -651,12 +652,7 @@ def openapi() -> dict[str, Any]:
                     }
                 ],
                 "responses": _answer(operation),
-                "x-error-codes": sorted(
-                    {
-                        (error.code if operation.protocol == "v2" else error.v3_code)
-                        for error in (*operation.errors, *AUTH, *QUOTA)
-                    }
-                ),
+                "x-error-codes": list(_codes(operation)),
             }
             if method == "get":
                 entry["parameters"] += [

@@ -61,10 +61,11 @@ class SeenFace:
 
 @dataclass(frozen=True)
 class Probe:
-    """A face examined for recognition, with its token."""
+    """A face examined for recognition, with its token and its crop as kept for the token."""
 
     examined: Examined
     token: str
+    crop_jpeg: bytes
 
 
 class FaceOperations:
@@ -125,8 +126,12 @@ class FaceOperations:
         # A checksum that starts with the token: the face found in the frame is named by it again.
         return Photo(token + hashlib.sha256(token.encode()).hexdigest()[:32], crop, framed)
 
-    def _remember(self, app_id: str, token: str, aligned: BGRImage) -> None:
-        self.tokens.put(app_id, token, crop_jpeg(aligned))
+    def _remember(self, app_id: str, token: str, aligned: BGRImage) -> bytes:
+        """Keep a face's crop for its token; the JPEG is returned, so an enrolment stores the same bytes
+        rather than encoding the crop again."""
+        jpeg = crop_jpeg(aligned)
+        self.tokens.put(app_id, token, jpeg)
+        return jpeg
 
     # Faces --------------------------------------------------------------------------------------
 
@@ -165,8 +170,7 @@ class FaceOperations:
         if problem is not None:
             raise problem
         token = photo.token(0)
-        self._remember(app_id, token, examined.aligned)
-        return Probe(examined, token)
+        return Probe(examined, token, self._remember(app_id, token, examined.aligned))
 
     def probes(self, app_id: str, photo: Photo, max_faces: int, controls: Controls) -> list[Probe]:
         """Up to `max_faces` faces examined for recognition; those failing their controls are dropped
@@ -179,8 +183,7 @@ class FaceOperations:
             examined = self._examine(photo, face, controls, pose=True)
             if failure(controls, examined.qualities, examined.liveness) is None:
                 token = photo.token(rank)
-                self._remember(app_id, token, examined.aligned)
-                found.append(Probe(examined, token))
+                found.append(Probe(examined, token, self._remember(app_id, token, examined.aligned)))
         return found
 
     def _examine(self, photo: Photo, face: Face, controls: Controls, *, pose: bool) -> Examined:
@@ -192,10 +195,11 @@ class FaceOperations:
             pose=pose,
         )
 
-    def enrolment(self, app_id: str, photo: Photo, controls: Controls) -> tuple[NewFace, Probe]:
-        """What the library stores of a photo's largest face, which must pass its controls."""
-        probe = self.probe(app_id, photo, controls, pose=True)
-        embedding = probe.examined.embedding
-        return NewFace(
-            photo.sha256, self.analyzer.embedder.name, embedding, crop_jpeg(probe.examined.aligned)
-        ), probe
+    def enrolment(
+        self, app_id: str, photo: Photo, controls: Controls, *, pose: bool = False
+    ) -> tuple[NewFace, Probe]:
+        """What the library stores of a photo's largest face, which must pass its controls; with
+        `pose`, the face's head pose too (v3 answers the box's rotation)."""
+        probe = self.probe(app_id, photo, controls, pose=pose)
+        face = NewFace(photo.sha256, self.analyzer.embedder.name, probe.examined.embedding, probe.crop_jpeg)
+        return face, probe

@@ -35,7 +35,7 @@ async def _enrol(svc: Services, app_id: str, p: Params, *, action: str) -> dict[
 
     def run() -> dict[str, Any]:
         photo = svc.ops.photo(app_id, ref)
-        face, probe = svc.ops.enrolment(app_id, photo, controls)
+        face, probe = svc.ops.enrolment(app_id, photo, controls, pose=True)
         svc.library.add(
             app_id,
             uid,
