@@ -68,7 +68,8 @@ def _store(settings: Settings) -> FaceStore:
 
 
 def _library(settings: Settings) -> FaceLibrary:
-    return FaceLibrary(_store(settings), _analyzer_loader(settings)())
+    # follow=False: a command that only writes need not follow the other nodes' writes.
+    return FaceLibrary(_store(settings), _analyzer_loader(settings)(), follow=False)
 
 
 def _return_large_buffers_to_the_os() -> None:

@@ -7,12 +7,16 @@ key: a scrape is readable by whoever can reach /metrics (docs/security.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from renlian import __version__
+
+if TYPE_CHECKING:
+    from renlian.library.sync import IndexSync
 
 # Request latencies run from a few milliseconds (a page of ids) to seconds (ten 40 MP photos).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -59,6 +63,10 @@ class Metrics:
         """Expose the search index's face count per app, read at each scrape."""
         self.registry.register(_IndexFaces(faces_per_app))
 
+    def watch_sync(self, sync: IndexSync) -> None:
+        """Expose how far behind a fleet node's index may be, read at each scrape."""
+        self.registry.register(_IndexSync(sync))
+
     def observe_model(self, model: str, seconds: float) -> None:
         self.inference.labels(model).observe(seconds)
 
@@ -74,3 +82,27 @@ class _IndexFaces(Collector):
         for app_id, count in sorted(self._faces_per_app().items()):
             family.add_metric((app_id,), count)
         yield family
+
+
+class _IndexSync(Collector):
+    def __init__(self, sync: IndexSync) -> None:
+        self._sync = sync
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        lag = self._sync.lag_seconds()
+        yield GaugeMetricFamily(
+            "renlian_index_sync_lag_seconds",
+            "Seconds since this node last proved its index holds every write in the database "
+            "(searches answer 216300 above RENLIAN_INDEX_MAX_LAG_SECONDS)",
+            value=lag if lag != float("inf") else -1,
+        )
+        yield CounterMetricFamily(
+            "renlian_index_sync_changes",
+            "Numbered writes applied to this node's index (its own and other nodes')",
+            value=self._sync.applied_changes,
+        )
+        yield CounterMetricFamily(
+            "renlian_index_sync_reloads",
+            "Apps reloaded from the database because the changes this node missed were pruned",
+            value=self._sync.reloads,
+        )

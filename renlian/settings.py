@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Connections each process keeps open to it.
     database_pool_size: int = Field(default=8, ge=1, le=1000)
+    # A fleet of nodes on one database (docs/scale-out.md): how often each node checks that its
+    # index holds every other node's writes, and how old that check may be before the node stops
+    # searching (216300) rather than risk missing a face that another node acknowledged.
+    index_poll_seconds: float = Field(default=0.2, gt=0.0, le=60.0)
+    index_max_lag_seconds: float = Field(default=1.0, gt=0.0, le=3600.0)
 
     # Which face embedder serves match/identify. "mbf" (InsightFace w600k MobileFaceNet, 512-d) measures
     # best but its weights are for non-commercial research only; "sface" (OpenCV SFace, 128-d) is

@@ -49,11 +49,21 @@ class Cluster:
         self._run(
             "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-sync"
         )
+        self._start()
+        self._databases = 0
+
+    def _start(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=200"
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "start")
-        self._databases = 0
+
+    def stop_server(self) -> None:
+        """Stop the server as an upgrade or a failover does: every connection is cut."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def start_server(self) -> None:
+        self._start()
 
     def _run(self, program: str, *args: str) -> None:
         command = [str(self.bin_dir / program), *args]

@@ -12,7 +12,7 @@ import pytest
 
 from renlian.auth.apps import new_app
 from renlian.cli import main
-from renlian.store.postgres import PostgresStore
+from renlian.store.postgres import MIGRATIONS, PostgresStore
 from renlian.store.postgres_apps import PostgresAppStore
 from renlian.store.sqlite import SQLiteStore
 from renlian.store.sqlite_apps import SQLiteAppStore
@@ -102,7 +102,7 @@ def test_doctor_and_backup_with_postgresql(
     main(["doctor", "--data-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert "RENLIAN_DATABASE_URL" not in out
-    assert f"ok: database {database_url} reachable, schema 1 " in out, out
+    assert f"ok: database {database_url} reachable, schema {len(MIGRATIONS)} " in out, out
     assert main(["backup", str(tmp_path / "copy"), "--data-dir", str(tmp_path)]) == 2
     assert "pg_dump" in capsys.readouterr().err
     monkeypatch.setenv("RENLIAN_DATABASE_URL", database_url.rsplit("/", 1)[0] + "/no_such_database")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -53,12 +54,22 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
         analyzer.observe = metrics.observe_model
         store, apps = await asyncio.to_thread(open_store, settings)
         library = await asyncio.to_thread(
-            FaceLibrary, store, analyzer, settings.max_group_faces, settings.threads_per_worker
+            partial(
+                FaceLibrary,
+                store,
+                analyzer,
+                settings.max_group_faces,
+                settings.threads_per_worker,
+                poll_seconds=settings.index_poll_seconds,
+                max_lag_seconds=settings.index_max_lag_seconds,
+            )
         )
         pool = InferencePool(settings.inference_workers)
         tokens = TokenService(apps, settings.token_ttl_seconds)
         quotas = Quotas(apps, settings.max_concurrent_requests)
         metrics.watch_index(library.index.faces_per_app)
+        if library.sync is not None:
+            metrics.watch_sync(library.sync)
         limits = settings.image_limits()
         app.state.services = Services(
             analyzer=analyzer,

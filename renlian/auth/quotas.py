@@ -3,12 +3,19 @@
 Daily and total counts live in the store so that they survive a restart. Writing a row per request
 would put an fsync on every call, so counts gather in memory and are flushed every second (and at
 shutdown); a crash can forget at most that last second's counts.
+
+In a fleet (several nodes on one PostgreSQL database) each node adds its own counts to the same rows
+and admits against the stored sum plus what it has not flushed yet, so every node's requests count
+once, and a node sees the others' with at most a second's delay. A flush carries an id and is retried
+under the same id until it succeeds, so one whose commit was acknowledged but whose answer was lost
+is not counted twice. The QPS window is each node's own (docs/scale-out.md).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import deque
 from datetime import UTC, datetime
 
@@ -28,8 +35,11 @@ class Quotas:
         self._lock = threading.Lock()
         self._recent: dict[str, deque[float]] = {}
         self._pending: dict[tuple[str, str], int] = {}
-        # Counts being written by a flush: still counted by admissions, never lost or counted twice.
+        # Counts being written by a flush, and its id: still counted by admissions; a failed flush
+        # is tried again as it was, never merged into newer counts, so never counted twice.
         self._flushing: dict[tuple[str, str], int] = {}
+        self._flushing_id = ""
+        self._flush_lock = threading.Lock()
 
     def enter(self) -> None:
         """Take one of the server's request slots, before anything of the request is read: the slots
@@ -73,19 +83,16 @@ class Quotas:
             self._pending[(app.app_id, day)] = self._pending.get((app.app_id, day), 0) + 1
 
     def flush(self) -> None:
-        """Save the pending counts. The lock is not held while the store writes (an fsync), so
-        admissions never wait for the disk; meanwhile they count what is being written."""
-        with self._lock:
-            if not self._pending or self._flushing:
-                return
-            self._flushing, self._pending = self._pending, {}
-        try:
-            self._apps.add_usage(self._flushing)
-        except BaseException:
+        """Save the pending counts. The admission lock is not held while the store writes (an
+        fsync, a round trip), so admissions never wait for it; meanwhile they count what is being
+        written. After a failure the same batch, with the same id, is what the next flush writes."""
+        with self._flush_lock:
             with self._lock:
-                for key, count in self._flushing.items():
-                    self._pending[key] = self._pending.get(key, 0) + count
+                if not self._flushing:
+                    if not self._pending:
+                        return
+                    self._flushing, self._pending = self._pending, {}
+                    self._flushing_id = uuid.uuid4().hex
+            self._apps.add_usage(self._flushing, self._flushing_id)
+            with self._lock:
                 self._flushing = {}
-            raise
-        with self._lock:
-            self._flushing = {}

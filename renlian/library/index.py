@@ -565,22 +565,28 @@ class FaceIndex:
         only: set[tuple[str, str]] | None = None,
     ) -> int:
         """Build groups from (app_id, group_id, face_id, uid, float32 bytes) rows, given each
-        group's row count; rows of groups not in `only` (when given) are skipped. Rows are coded in
-        blocks of LOAD_BLOCK, so a 300,000-face group never sits in memory as float32."""
+        group's row count; only rows of groups in `only` (default: in `sizes`) are kept."""
         for key in sizes:
             self._groups[key] = self._new_group(key)
             self._groups[key]._reserve(sizes[key])
+        return self._fill(rows, {key: self._groups[key] for key in (sizes if only is None else only)})
+
+    def _fill(
+        self, rows: Iterable[tuple[str, str, int, str, bytes]], groups: dict[tuple[str, str], GroupIndex]
+    ) -> int:
+        """Append the rows of `groups` to them, coded in blocks of LOAD_BLOCK, so that a
+        300,000-face group never sits in memory as float32; rows of other groups are skipped."""
         blocks: dict[tuple[str, str], tuple[list[int], list[str], list[bytes]]] = {}
         loaded = 0
 
         def flush(key: tuple[str, str]) -> None:
             face_ids, uids, blobs = blocks.pop(key)
             vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), self.dim)
-            self._groups[key].extend(face_ids, uids, vectors)
+            groups[key].extend(face_ids, uids, vectors)
 
         for app_id, group_id, face_id, uid, blob in rows:
             key = (app_id, group_id)
-            if only is not None and key not in only:
+            if key not in groups:
                 continue
             face_ids, uids, blobs = blocks.setdefault(key, ([], [], []))
             face_ids.append(face_id)
@@ -611,6 +617,32 @@ class FaceIndex:
             group = self._groups[key]
             with group.lock:
                 group.stamp = changes.stamps.get(key)
+
+    def reload_app(self, store: FaceStore, app_id: str) -> None:
+        """Build every group of one app again from the store: how a node catches up when the
+        changes it missed are no longer logged. Searches already in a replaced group finish in it."""
+        sizes = {key: size for key, size in store.group_sizes(self.model).items() if key[0] == app_id}
+        for key in sizes:
+            with self._lock:
+                old = self._groups.get(key)
+            # Built beside the old group, then swapped: readers never see it half loaded. (Its rows
+            # go to unnamed files: on a shared database there are no snapshots to keep.)
+            fresh = GroupIndex(self.dim, self._pass)
+            fresh._reserve(sizes[key])
+            self._fill(store.group_embeddings(self.model, *key), {key: fresh})
+            self._swap(key, fresh, old)
+        for key in [key for key in list(self._groups) if key[0] == app_id and key not in sizes]:
+            self._swap(key, None, self._groups.get(key))
+
+    def _swap(self, key: tuple[str, str], fresh: GroupIndex | None, old: GroupIndex | None) -> None:
+        with self._lock:
+            if fresh is None:
+                self._groups.pop(key, None)
+            else:
+                self._groups[key] = fresh
+        if old is not None:
+            with old.lock:
+                old.close()
 
     def _save(self, key: tuple[str, str], group: GroupIndex) -> None:
         if group.meta_path is None or group.stamp is None or group.saved:

@@ -5,6 +5,8 @@ store (one transaction) and update the index, and only then answer. So a face is
 very next request after its add returns, and a crash between commit and answer loses no acknowledged
 face. The lock makes commit and index update one step: without it, two writes to the same user could
 reach the index in the other order than they committed, and a deleted face would stay searchable.
+On a store shared by several nodes (PostgreSQL), sync.py also applies the other nodes' writes, under
+the same lock.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from numpy.typing import NDArray
 
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.index import FaceIndex, UserHit
-from renlian.store.base import FaceStore, NewFace, UserRecord
+from renlian.library.sync import IndexSync
+from renlian.store.base import ChangeFeed, FaceChanges, FaceStore, NewFace, UserRecord
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import BGRImage
 
@@ -96,9 +99,15 @@ class FaceLibrary:
         analyzer: FaceAnalyzer,
         max_group_faces: int = MAX_GROUP_FACES,
         search_threads: int | None = None,
+        *,
+        follow: bool = True,
+        poll_seconds: float = 0.2,
+        max_lag_seconds: float = 1.0,
     ) -> None:
         """`search_threads`: the first pass's threads (the server's threads per worker; by default
-        two, or one on one core)."""
+        two, or one on one core). On a store that other nodes write (a ChangeFeed), `follow` keeps
+        the index equal to it (sync.py, with its poll interval and its freshness promise); a
+        one-off command that only writes passes False."""
         self.store = store
         self.analyzer = analyzer
         self.max_group_faces = max_group_faces
@@ -112,6 +121,9 @@ class FaceLibrary:
             where / embedder.name if where is not None else None,
             threads=search_threads or min(2, os.cpu_count() or 1),
         )
+        self.sync: IndexSync | None = None
+        feed = store if follow and isinstance(store, ChangeFeed) else None
+        numbers = feed.sequences() if feed is not None else {}
         started = time.perf_counter()
         loaded = self.index.open(store)
         stale = store.count_stale(embedder.name)
@@ -120,11 +132,23 @@ class FaceLibrary:
             logger.warning(
                 "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
             )
+        if feed is not None:
+            self.sync = IndexSync(
+                self.index,
+                store,
+                feed,
+                self._writing,
+                poll_seconds=poll_seconds,
+                max_lag_seconds=max_lag_seconds,
+            )
+            self.sync.start(numbers)
 
     def close(self) -> None:
         """Snapshot the groups that changed since start-up, so that the next start loads them
         rather than rebuilding them from the store, and let go of the index's files. Call it once
         nothing searches or writes any more."""
+        if self.sync is not None:
+            self.sync.stop()
         with self._write_locks_lock:
             locks = list(self._write_locks.values())
         for lock in locks:
@@ -143,6 +167,18 @@ class FaceLibrary:
             lock = self._write_locks.setdefault(app_id, threading.Lock())
         with lock:
             yield
+
+    def _committed(self, app_id: str, changes: FaceChanges) -> None:
+        """Bring the index up to a write this node committed. The caller holds the app's lock."""
+        if self.sync is not None:
+            self.sync.wrote(app_id, changes)
+        else:
+            self.index.apply(changes)
+
+    def _searching(self) -> None:
+        """Refuse (216300) to search an index not known to hold every acknowledged write."""
+        if self.sync is not None:
+            self.sync.check()
 
     def enrolment_face(self, data: bytes, pixels: BGRImage) -> NewFace:
         """What the library keeps of a photo: its file's checksum (what "the same image" means), its
@@ -164,7 +200,8 @@ class FaceLibrary:
         unique_in_group: bool = False,
     ) -> None:
         with self._writing(app_id):
-            self.index.apply(
+            self._committed(
+                app_id,
                 self.store.enrol(
                     app_id,
                     uid,
@@ -175,7 +212,7 @@ class FaceLibrary:
                     require_existing=require_existing,
                     max_group_faces=self.max_group_faces,
                     unique_in_group=unique_in_group,
-                )
+                ),
             )
 
     def update(
@@ -199,15 +236,15 @@ class FaceLibrary:
 
     def delete(self, app_id: str, uid: str, groups: list[str] | None) -> None:
         with self._writing(app_id):
-            self.index.apply(self.store.delete_user(app_id, uid, groups))
+            self._committed(app_id, self.store.delete_user(app_id, uid, groups))
 
     def copy(self, app_id: str, uid: str, source: str, targets: list[str]) -> None:
         with self._writing(app_id):
-            self.index.apply(self.store.copy_user(app_id, uid, source, targets, self.max_group_faces))
+            self._committed(app_id, self.store.copy_user(app_id, uid, source, targets, self.max_group_faces))
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> None:
         with self._writing(app_id):
-            self.index.apply(self.store.remove_from_groups(app_id, uid, groups))
+            self._committed(app_id, self.store.remove_from_groups(app_id, uid, groups))
 
     def user(self, app_id: str, uid: str) -> list[UserRecord]:
         records = self.store.user(app_id, uid)
@@ -217,6 +254,7 @@ class FaceLibrary:
 
     def group_exists_in_index(self, app_id: str, group: str) -> bool:
         """Whether the index holds at least one searchable face of the group."""
+        self._searching()
         index = self.index.group(app_id, group)
         return index is not None and len(index) > 0
 
@@ -233,6 +271,7 @@ class FaceLibrary:
         across `groups`, ranked by their best face's score; each group's faces are read once for all
         probes. Groups the index does not hold are skipped (the caller checks existence). With
         `only_uid`, only that uid's faces are compared."""
+        self._searching()
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         found: list[list[tuple[str, UserHit]]] = [[] for _ in range(len(queries))]
         for group in groups:
@@ -278,6 +317,7 @@ class FaceLibrary:
         """Cosines of the uid's faces in `groups` against the photo's largest face, best first, and
         that face's liveness score if asked for."""
         query, live = self.analyzer.probe(pixels, liveness=liveness)
+        self._searching()
         scores: list[float] = []
         for group in groups:
             index = self.index.group(app_id, group)
@@ -309,15 +349,15 @@ class FaceLibrary:
             changes = self.store.copy_user(
                 app_id, uid, source, [target], self.max_group_faces, targets_must_exist=True
             )
-            self.index.apply(changes)
+            self._committed(app_id, changes)
 
     def add_group(self, app_id: str, group: str) -> None:
         self.store.add_group(app_id, group)
 
     def delete_group(self, app_id: str, group: str) -> None:
         with self._writing(app_id):
-            self.index.apply(self.store.delete_group(app_id, group))
+            self._committed(app_id, self.store.delete_group(app_id, group))
 
     def delete_face(self, app_id: str, group: str, uid: str, token: str) -> None:
         with self._writing(app_id):
-            self.index.apply(self.store.delete_face(app_id, group, uid, token))
+            self._committed(app_id, self.store.delete_face(app_id, group, uid, token))

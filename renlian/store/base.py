@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,6 +52,8 @@ class FaceChanges:
     # (app_id, group_id) -> the group's change stamp once the write committed, for each group it
     # touched: what the index's snapshot of the group is checked against at the next start.
     stamps: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The write's number in its app's change sequence, in a store that numbers them (ChangeFeed).
+    sequence: int | None = None
 
 
 class FaceStore(Protocol):
@@ -159,6 +161,34 @@ class FaceStore(Protocol):
     def close(self) -> None: ...
 
 
+class ChangeListener(Protocol):
+    def sequences(self) -> dict[str, int]:
+        """Each app's latest change number, read on this listener's own connection."""
+        ...
+
+    def wait(self, timeout: float) -> tuple[str, int] | None:
+        """The next announcement (app_id, change number), or None after `timeout` seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """A store that several nodes share: it numbers each app's face writes in commit order, keeps
+    what each changed for a while, and announces each one (the PostgreSQL store)."""
+
+    def sequences(self) -> dict[str, int]: ...
+
+    def changes_since(self, app_id: str, after: int, limit: int) -> list[FaceChanges]:
+        """The app's changes numbered after `after` (at most `limit`), in order, with their numbers."""
+        ...
+
+    def prune_changes(self, older_than_seconds: float) -> None: ...
+
+    def listen(self) -> ChangeListener: ...
+
+
 CAPABILITIES = ("detect", "match", "identify", "verify", "faceset")
 
 
@@ -201,8 +231,8 @@ class AppStore(Protocol):
         """(app_id, expires_at) of a token that was issued and not revoked."""
         ...
 
-    def add_usage(self, counts: dict[tuple[str, str], int]) -> None:
-        """Add request counts per (app_id, day)."""
+    def add_usage(self, counts: dict[tuple[str, str], int], batch_id: str | None = None) -> None:
+        """Add request counts per (app_id, day), once per `batch_id` however often it is retried."""
         ...
 
     def usage(self, app_id: str, day: str) -> tuple[int, int]:

@@ -7,6 +7,12 @@ whichever node or connection writes beside it: a race between nodes ends in the 
 give, never in a constraint error.
 Migrations: numbered, applied under one advisory lock in a schema_version table, so several nodes
 starting at once apply each exactly once.
+Change feed (a fleet of nodes on one database, library/sync.py): inside each face write, under the
+app's lock, the app's sequence number goes up by one and the faces the write added or removed are
+logged under it; on commit, NOTIFY tells every listening node "app A is at n". Because the app lock is
+held until commit, an app's numbers commit in order, so a node that has applied 1..n of an app and
+reads the log after n misses nothing; the log keeps an hour, and a node further behind reloads the
+app's groups.
 Errors: a serialization failure, a deadlock or a lost connection is retried briefly; then, like
 every driver error, it leaves the store as FaceApiError 216300, never as 216500.
 """
@@ -17,6 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -41,6 +48,8 @@ WRITE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.05
 # Rows fetched at a time by the reads that load every face (a server-side cursor).
 STREAM_BATCH = 2000
+# The NOTIFY channel of the change feed.
+CHANGES_CHANNEL = "renlian_faces"
 
 # A new group stamp: random like SQLite's random(), below 2**62 so the cast cannot overflow.
 _STAMP = "(random() * 4611686018427387904)::bigint"
@@ -134,6 +143,29 @@ MIGRATIONS: tuple[str, ...] = (
     $$;
     CREATE TRIGGER faces_stamp AFTER INSERT OR UPDATE OR DELETE ON faces
         FOR EACH ROW EXECUTE FUNCTION renlian_faces_stamp();
+    """,
+    # The fleet's change feed (module doc): each app's face writes numbered in commit order, the
+    # faces each one added or removed, and the usage flushes already counted.
+    """
+    CREATE TABLE face_sequences (
+        app_id TEXT PRIMARY KEY,
+        seq BIGINT NOT NULL
+    );
+    CREATE TABLE face_log (
+        app_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        face_id BIGINT NOT NULL,
+        group_id TEXT NOT NULL,
+        added BOOLEAN NOT NULL,
+        logged_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (app_id, seq, face_id)
+    );
+    CREATE INDEX face_log_by_time ON face_log (logged_at);
+    CREATE TABLE usage_batches (
+        batch_id TEXT PRIMARY KEY,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX usage_batches_by_time ON usage_batches (applied_at);
     """,
 )
 
@@ -356,7 +388,7 @@ class PostgresStore:
                         raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this face is already in group {group}")
                     changes.added.append(self._insert_face(db, app_id, group, uid, face))
             self._drop_orphan_crops(db, app_id, dropped)
-            return _note_stamps(db, changes)
+            return announce_changes(db, changes)
 
         return self.write(body)
 
@@ -415,7 +447,7 @@ class PostgresStore:
                 "DELETE FROM users WHERE app_id = %s AND group_id = %s AND uid = %s", (app_id, group, uid)
             )
         self._drop_orphan_crops(db, app_id, dropped)
-        return _note_stamps(db, changes)
+        return announce_changes(db, changes)
 
     def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges:
         def body(db: psycopg.Connection[Any]) -> FaceChanges:
@@ -493,7 +525,7 @@ class PostgresStore:
                     StoredFace(face_id, app_id, target, uid, model, _vector(blob))
                     for face_id, model, blob in sorted(copied)
                 )
-            return _note_stamps(db, changes)
+            return announce_changes(db, changes)
 
         return self.write(body)
 
@@ -534,7 +566,7 @@ class PostgresStore:
             db.execute("DELETE FROM users WHERE app_id = %s AND group_id = %s", (app_id, group))
             db.execute("DELETE FROM face_groups WHERE app_id = %s AND group_id = %s", (app_id, group))
             self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
-            return _note_stamps(db, changes)
+            return announce_changes(db, changes)
 
         return self.write(body)
 
@@ -573,17 +605,29 @@ class PostgresStore:
                     (app_id, group, uid),
                 )
             self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
-            return _note_stamps(db, changes)
+            return announce_changes(db, changes)
 
         return self.write(body)
 
     def set_embedding(self, face_id: int, model: str, embedding: NDArray[np.float32]) -> None:
-        self.write(
-            lambda db: db.execute(
-                "UPDATE faces SET model = %s, embedding = %s WHERE face_id = %s",
+        """Announced like an add, so that every node's index takes the new embedding."""
+
+        def body(db: psycopg.Connection[Any]) -> None:
+            row = db.execute("SELECT app_id FROM faces WHERE face_id = %s", (face_id,)).fetchone()
+            if row is None:
+                return
+            self.lock_app(db, row[0])
+            updated = db.execute(
+                "UPDATE faces SET model = %s, embedding = %s WHERE face_id = %s "
+                "RETURNING app_id, group_id, uid",
                 (model, _blob(embedding), face_id),
-            )
-        )
+            ).fetchone()
+            if updated is not None:
+                app_id, group_id, uid = updated
+                face = StoredFace(face_id, app_id, group_id, uid, model, embedding)
+                announce_changes(db, FaceChanges([face], []))
+
+        self.write(body)
 
     # Reads --------------------------------------------------------------------------------------
 
@@ -716,12 +760,110 @@ class PostgresStore:
         )
         return [(face_id, bytes(jpeg)) for face_id, jpeg in rows]
 
+    # The change feed (module doc) --------------------------------------------------------------------
+
+    def sequences(self) -> dict[str, int]:
+        """Each app's latest committed change number."""
+        return {app_id: int(seq) for app_id, seq in self.read("SELECT app_id, seq FROM face_sequences")}
+
+    def changes_since(self, app_id: str, after: int, limit: int) -> list[FaceChanges]:
+        """The app's logged changes numbered after `after`, at most `limit` of them, in order, each
+        with its number. An added face deleted since is left out (a later change removes it)."""
+        rows = self.read(
+            "SELECT l.seq, l.group_id, l.face_id, l.added, f.uid, f.model, f.embedding FROM face_log l "
+            "LEFT JOIN faces f ON l.added AND f.face_id = l.face_id "
+            "WHERE l.app_id = %s AND l.seq > %s AND l.seq <= %s ORDER BY l.seq, l.face_id",
+            (app_id, after, after + limit),
+        )
+        found: list[FaceChanges] = []
+        for seq, group_id, face_id, added, uid, model, blob in rows:
+            if not found or found[-1].sequence != seq:
+                found.append(FaceChanges([], [], sequence=seq))
+            if not added:
+                found[-1].removed.append((app_id, group_id, face_id))
+            elif blob is not None:
+                found[-1].added.append(StoredFace(face_id, app_id, group_id, uid, model, _vector(blob)))
+        return found
+
+    def prune_changes(self, older_than_seconds: float) -> None:
+        """Forget logged changes older than this: a node that far behind reloads the app instead."""
+        self.write(
+            lambda db: db.execute(
+                "DELETE FROM face_log WHERE logged_at < clock_timestamp() - make_interval(secs => %s)",
+                (older_than_seconds,),
+            )
+        )
+
+    def listen(self) -> PostgresListener:
+        """A connection of its own that hears every committed change, and polls the sequences."""
+        return PostgresListener(self.url, self.timeout)
+
     def backup(self, target: str) -> None:
         """PostgreSQL has its own tools for this, which know its replication and its permissions."""
         raise RuntimeError("back up a PostgreSQL store with pg_dump")
 
     def close(self) -> None:
         self._pool.close()
+
+
+class PostgresListener:
+    """LISTEN on a connection outside the pool (a pooled one would be handed to requests), with
+    TCP keepalives so that a database gone silent is noticed within seconds."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        with database_errors():
+            self._connection = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=max(1, round(timeout)),
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=2,
+            )
+            self._connection.execute(f"LISTEN {CHANGES_CHANNEL}")
+
+    def sequences(self) -> dict[str, int]:
+        """PostgresStore.sequences() on this connection: the poll that proves the index current."""
+        with database_errors():
+            rows = self._connection.execute("SELECT app_id, seq FROM face_sequences").fetchall()
+        return {app_id: int(seq) for app_id, seq in rows}
+
+    def wait(self, timeout: float) -> tuple[str, int] | None:
+        """The next announcement, (app_id, change number), or None after `timeout` seconds."""
+        with database_errors():
+            for notice in self._connection.notifies(timeout=timeout, stop_after=1):
+                seq, _, app_id = notice.payload.partition(":")
+                return app_id, int(seq)
+        return None
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def announce_changes(db: psycopg.Connection[Any], changes: FaceChanges) -> FaceChanges:
+    """Number the write's face changes in its app's sequence, log them and NOTIFY at commit, inside
+    the write's transaction and under the app's lock (module doc); the changes with their number."""
+    _note_stamps(db, changes)
+    rows = [(app_id, group_id, face_id, False) for app_id, group_id, face_id in changes.removed]
+    rows += [(face.app_id, face.group_id, face.face_id, True) for face in changes.added]
+    if not rows:
+        return changes
+    app_id = rows[0][0]
+    (seq,) = db.execute(
+        "INSERT INTO face_sequences (app_id, seq) VALUES (%s, 1) "
+        "ON CONFLICT (app_id) DO UPDATE SET seq = face_sequences.seq + 1 RETURNING seq",
+        (app_id,),
+    ).fetchone() or (0,)
+    # COPY: deleting a 300,000-face group logs 300,000 rows.
+    with (
+        db.cursor() as cursor,
+        cursor.copy("COPY face_log (app_id, seq, group_id, face_id, added) FROM STDIN") as copy,
+    ):
+        for app, group_id, face_id, added in rows:
+            copy.write_row((app, seq, group_id, face_id, added))
+    db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, f"{seq}:{app_id}"))
+    return replace(changes, sequence=int(seq))
 
 
 def _note_stamps(db: psycopg.Connection[Any], changes: FaceChanges) -> FaceChanges:

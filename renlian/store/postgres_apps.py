@@ -7,10 +7,12 @@ from typing import Any
 
 import psycopg
 
-from renlian.store.base import AppRecord
-from renlian.store.postgres import PostgresStore
+from renlian.store.base import AppRecord, FaceChanges
+from renlian.store.postgres import PostgresStore, announce_changes
 from renlian.store.sqlite_apps import EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH
 
+# How long a usage flush's id is remembered: far longer than any retry of the flush.
+USAGE_BATCH_MEMORY_SECONDS = 24 * 3600
 _COLUMNS = (
     "app_id, name, api_key, secret_key, brain_all_scope, qps_limit, daily_limit, total_limit, closed, "
     "created_at"
@@ -60,7 +62,13 @@ class PostgresAppStore:
     def delete_app(self, app_id: str) -> None:
         def body(db: psycopg.Connection[Any]) -> None:
             self._store.lock_app(db, app_id)
-            for table in ("apps", "tokens", "usage", "faces", "users", "crops"):
+            removed = db.execute(
+                "DELETE FROM faces WHERE app_id = %s RETURNING group_id, face_id", (app_id,)
+            ).fetchall()
+            # Announced like any removal, so that every node's index lets go of the faces.
+            gone = [(app_id, group, face_id) for group, face_id in sorted(removed)]
+            announce_changes(db, FaceChanges([], gone))
+            for table in ("apps", "tokens", "usage", "users", "crops", "face_groups", "face_stamps"):
                 db.execute(f"DELETE FROM {table} WHERE app_id = %s", (app_id,))
 
         self._store.write(body)
@@ -89,11 +97,23 @@ class PostgresAppStore:
         )
         return (row[0], int(row[1])) if row else None
 
-    def add_usage(self, counts: dict[tuple[str, str], int]) -> None:
+    def add_usage(self, counts: dict[tuple[str, str], int], batch_id: str | None = None) -> None:
+        """Counted once per `batch_id`: a flush retried after a commit whose answer was lost (the
+        connection dropped) finds its batch already there and adds nothing."""
         # Sorted, so two nodes adding to the same rows lock them in the same order (no deadlock).
         rows = [(app_id, day, count) for (app_id, day), count in sorted(counts.items())]
 
         def body(db: psycopg.Connection[Any]) -> None:
+            if batch_id is not None:
+                db.execute(
+                    "DELETE FROM usage_batches WHERE applied_at < now() - make_interval(secs => %s)",
+                    (USAGE_BATCH_MEMORY_SECONDS,),
+                )
+                if not db.execute(
+                    "INSERT INTO usage_batches (batch_id) VALUES (%s) ON CONFLICT DO NOTHING RETURNING 1",
+                    (batch_id,),
+                ).fetchone():
+                    return
             with db.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO usage (app_id, day, count) VALUES (%s, %s, %s) "

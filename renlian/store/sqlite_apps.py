@@ -80,7 +80,8 @@ class SQLiteAppStore:
         )
         return (row[0], int(row[1])) if row else None
 
-    def add_usage(self, counts: dict[tuple[str, str], int]) -> None:
+    def add_usage(self, counts: dict[tuple[str, str], int], batch_id: str | None = None) -> None:
+        """`batch_id` is not needed here: an SQLite commit that raises has not happened."""
         with self._store.transaction() as db:
             db.executemany(
                 "INSERT INTO usage (app_id, day, count) VALUES (?, ?, ?) "
