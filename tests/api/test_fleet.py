@@ -136,6 +136,11 @@ def test_a_token_from_one_node_works_on_the_other_and_writes_reach_both(
     assert deleted["error_code"] == 0, deleted
     assert search(b, photo, "both") == []
     eventually(lambda: search(a, photo, "both") == [])
+    scrape = httpx.get(a.base_url + "/metrics", timeout=10).text
+    lag = re.search(r"^renlian_index_sync_lag_seconds (\S+)$", scrape, re.M)
+    applied = re.search(r"^renlian_index_sync_changes_total (\S+)$", scrape, re.M)
+    assert lag and 0 <= float(lag.group(1)) < 1, scrape
+    assert applied and float(applied.group(1)) >= 2  # its own add, and b's delete
 
 
 def test_daily_quota_counts_each_request_once_across_nodes(fleet: Fleet) -> None:
