@@ -16,6 +16,7 @@ from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.library import FaceLibrary
 from renlian.library.sync import IndexSync
 from renlian.store.postgres import PostgresStore
+from renlian.store.postgres_apps import PostgresAppStore
 from renlian.vision.analyzer import FaceAnalyzer
 from tests.library.test_library import APP, new_face, race, store_contents
 from tests.postgres_cluster import Cluster
@@ -168,3 +169,20 @@ def _tries(write: Callable[[], None]) -> bool:
         assert exc.error == ErrorCode.DB_ERROR
         return False
     return True
+
+
+def test_deleting_an_app_empties_its_groups_on_every_node(nodes: Callable[[], Node]) -> None:
+    store, writer = nodes()
+    _, reader = nodes()
+    rng = np.random.default_rng(5)
+    for serial, group in enumerate(["g", "h"]):
+        writer.add(
+            APP, "erin", "", [group], [new_face(writer, rng, serial)], replace=False, require_existing=False
+        )
+    writer.add("other", "frank", "", ["g"], [new_face(writer, rng, 9)], replace=False, require_existing=False)
+    eventually(lambda: in_step(store, reader))
+    PostgresAppStore(store).delete_app(APP)
+    eventually(lambda: reader.index.faces_per_app().get(APP, 0) == 0)
+    eventually(lambda: in_step(store, writer, reader))
+    assert reader.index.contents() == writer.index.contents() == store_contents(store, writer.index.model)  # type: ignore[arg-type]
+    assert {app for app, _ in reader.index.contents()} == {"other"}
