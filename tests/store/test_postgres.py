@@ -307,7 +307,9 @@ def test_apps_tokens_and_usage(store: PostgresStore) -> None:
     apps.update_app(with_new_secret(app))
     assert apps.token("t1", "access") is None  # a new secret revokes the tokens
     apps.add_usage({(app.app_id, "2026-01-01"): 2, (app.app_id, "2026-01-02"): 5})
-    apps.add_usage({(app.app_id, "2026-01-02"): 1})
+    apps.add_usage({(app.app_id, "2026-01-02"): 1}, "flush-1")
+    # The same flush again (its commit's answer was lost and it is retried): counted once.
+    apps.add_usage({(app.app_id, "2026-01-02"): 1}, "flush-1")
     assert apps.usage(app.app_id, "2026-01-02") == (6, 8)
     enrol(store, app.app_id, "u", ["g"], face(1))
     apps.delete_app(app.app_id)
