@@ -32,11 +32,12 @@ from renlian.auth.tokens import TokenService
 from renlian.core.faces import FaceOperations
 from renlian.core.facetokens import FaceTokenCache
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import FaceLibrary
+from renlian.library.library import FaceLibrary, load_index
 from renlian.metrics import Metrics
 from renlian.settings import Settings
 from renlian.store.open import open_store
 from renlian.vision.analyzer import FaceAnalyzer
+from renlian.vision.recognizer import EMBEDDING_DIMS
 
 logger = logging.getLogger("renlian")
 
@@ -50,9 +51,21 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        analyzer = await asyncio.to_thread(load_analyzer)
-        analyzer.observe = metrics.observe_model
         store, apps = await asyncio.to_thread(open_store, settings)
+        # The index needs no model: load both at once, and start in the longer of the two times.
+        analyzer, loaded = await asyncio.gather(
+            asyncio.to_thread(load_analyzer),
+            asyncio.to_thread(
+                partial(
+                    load_index,
+                    store,
+                    settings.recognizer,
+                    EMBEDDING_DIMS[settings.recognizer],
+                    search_threads=settings.threads_per_worker,
+                )
+            ),
+        )
+        analyzer.observe = metrics.observe_model
         library = await asyncio.to_thread(
             partial(
                 FaceLibrary,
@@ -62,6 +75,7 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
                 settings.threads_per_worker,
                 poll_seconds=settings.index_poll_seconds,
                 max_lag_seconds=settings.index_max_lag_seconds,
+                loaded=loaded,
             )
         )
         pool = InferencePool(settings.inference_workers)

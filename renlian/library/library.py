@@ -85,6 +85,36 @@ def crop_jpeg(aligned: BGRImage) -> bytes:
 
 
 @dataclass(frozen=True)
+class LoadedIndex:
+    index: FaceIndex
+    # A shared store's change numbers (ChangeFeed), read before the index was: where following
+    # the other nodes' writes starts from (sync.py). Empty for any other store.
+    numbers: dict[str, int]
+
+
+def load_index(store: FaceStore, model: str, dim: int, *, search_threads: int | None = None) -> LoadedIndex:
+    """Load the search index of the faces `model` embedded. It needs no model loaded, so the server
+    does it while the models load, and starts in about the longer of the two times."""
+    where = store.snapshot_dir()
+    index = FaceIndex(
+        model,
+        dim,
+        where / model if where is not None else None,
+        threads=search_threads or min(2, os.cpu_count() or 1),
+    )
+    numbers = store.sequences() if isinstance(store, ChangeFeed) else {}
+    started = time.perf_counter()
+    loaded = index.open(store)
+    logger.info("face index: %d faces loaded in %.2f s", loaded, time.perf_counter() - started)
+    stale = store.count_stale(model)
+    if stale:
+        logger.warning(
+            "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
+        )
+    return LoadedIndex(index, numbers)
+
+
+@dataclass(frozen=True)
 class GroupHit:
     group_id: str
     uid: str
@@ -103,35 +133,29 @@ class FaceLibrary:
         follow: bool = True,
         poll_seconds: float = 0.2,
         max_lag_seconds: float = 1.0,
+        loaded: LoadedIndex | None = None,
     ) -> None:
         """`search_threads`: the first pass's threads (the server's threads per worker; by default
         two, or one on one core). On a store that other nodes write (a ChangeFeed), `follow` keeps
         the index equal to it (sync.py, with its poll interval and its freshness promise); a
-        one-off command that only writes passes False."""
+        one-off command that only writes passes False. `loaded`: the index, if load_index already
+        read it (the server does so while the models load); by default it is loaded here."""
         self.store = store
         self.analyzer = analyzer
         self.max_group_faces = max_group_faces
         self._write_locks: dict[str, threading.Lock] = {}
         self._write_locks_lock = threading.Lock()
         embedder = analyzer.embedder
-        where = store.snapshot_dir()
-        self.index = FaceIndex(
-            embedder.name,
-            embedder.dim,
-            where / embedder.name if where is not None else None,
-            threads=search_threads or min(2, os.cpu_count() or 1),
-        )
+        if loaded is None:
+            loaded = load_index(store, embedder.name, embedder.dim, search_threads=search_threads)
+        elif (loaded.index.model, loaded.index.dim) != (embedder.name, embedder.dim):
+            raise ValueError(
+                f"the index was loaded for {loaded.index.model} ({loaded.index.dim}-d), "
+                f"the analyzer embeds with {embedder.name} ({embedder.dim}-d)"
+            )
+        self.index = loaded.index
         self.sync: IndexSync | None = None
         feed = store if follow and isinstance(store, ChangeFeed) else None
-        numbers = feed.sequences() if feed is not None else {}
-        started = time.perf_counter()
-        loaded = self.index.open(store)
-        stale = store.count_stale(embedder.name)
-        logger.info("face index: %d faces loaded in %.2f s", loaded, time.perf_counter() - started)
-        if stale:
-            logger.warning(
-                "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
-            )
         if feed is not None:
             self.sync = IndexSync(
                 self.index,
@@ -141,7 +165,7 @@ class FaceLibrary:
                 poll_seconds=poll_seconds,
                 max_lag_seconds=max_lag_seconds,
             )
-            self.sync.start(numbers)
+            self.sync.start(loaded.numbers)
 
     def close(self) -> None:
         """Snapshot the groups that changed since start-up, so that the next start loads them

@@ -37,6 +37,9 @@ class EmbedderInput:
 
 
 EMBEDDER_INPUTS = {"mbf": EmbedderInput(127.5, 127.5), "sface": EmbedderInput(0.0, 1.0)}
+# Each recognizer's embedding size, known before its model is loaded: the server loads the search
+# index while the models load (library.load_index), and the Embedder checks the model agrees.
+EMBEDDING_DIMS = {"mbf": 512, "sface": 128}
 
 
 def align(image: BGRImage, kps5: Points) -> BGRImage:
@@ -52,6 +55,8 @@ class Embedder:
         self.name = name
         self._net = net
         self.dim = net.embedding_dim
+        if self.dim != EMBEDDING_DIMS[name]:
+            raise ValueError(f"{name} embeds in {self.dim} dimensions, not {EMBEDDING_DIMS[name]}")
 
     def embed(self, aligned: BGRImage) -> Embedding:
         return normalised(self._net(aligned)[0])
