@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # On SIGTERM: stop accepting, then let the requests in flight finish for at most this long.
     shutdown_grace_seconds: int = Field(default=30, ge=0, le=3600)
     # How long a database statement waits for another connection's lock (a backup, `renlian apps`,
-    # `renlian import` beside the server) before the request fails with 216300, which clients retry.
+    # `renlian import` beside the server) before the request fails with 216300 (safe to retry).
     db_busy_timeout_seconds: float = Field(default=5.0, ge=0.0, le=600.0)
     # postgresql://USER:PASS@HOST:PORT/DB: keep apps, tokens, usage and the face library in
     # PostgreSQL instead of the SQLite file in the data directory (docs/postgresql.md).

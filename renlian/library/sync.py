@@ -13,8 +13,8 @@ order and announces each one (store/postgres.py, "change feed"); this module app
 
 Freshness: a poll that started at time t and found nothing left to apply proves the index holds
 every write committed before t. A node whose last such proof is older than `max_lag_seconds` (the
-database unreachable, the listener reconnecting) does not search: it answers 216300, which clients
-retry, rather than miss a face that another node acknowledged.
+database unreachable, the listener reconnecting) does not search: it answers 216300 (v3: 222302),
+which a client may retry, rather than miss a face that another node acknowledged.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ kill -9 and power loss; every write is one transaction, so nothing is ever half-
 Concurrency: one writer connection behind a lock, one reader connection per thread (WAL lets readers
 run beside the writer).
 Errors: whatever the driver raises (a lock held past the busy timeout, a full disk, a damaged file)
-leaves the store as FaceApiError 216300, the code Baidu's clients retry, never as 216500.
+leaves the store as FaceApiError 216300 (v3: 222302), safe to retry, never as 216500.
 Files: the data directory is created owner-only and the store file with its -wal and -shm is 0600;
 it holds secret keys and face crops (files.py).
 """
