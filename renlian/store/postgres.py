@@ -205,13 +205,18 @@ def database_error(exc: Exception) -> FaceApiError:
     return FaceApiError(ErrorCode.DB_ERROR, f"{_DETAILS.get(state[:2], 'database error')} ({name})")
 
 
-def _retryable(exc: psycopg.Error) -> bool:
-    """Worth another try: another transaction won (serialization, deadlock), or the connection was
-    lost or closed by the server (the pool replaces it) before the write could commit."""
+def _connection_lost(exc: psycopg.Error) -> bool:
+    """The connection was lost or closed by the server (the pool replaces it)."""
     state = exc.sqlstate or ""
-    if state.startswith(("40", "08")) or state in _CONNECTION_ENDED:
+    if state.startswith("08") or state in _CONNECTION_ENDED:
         return True
     return state == "" and isinstance(exc, psycopg.OperationalError)
+
+
+def _retryable(exc: psycopg.Error) -> bool:
+    """Worth another try: another transaction won (serialization, deadlock), or the connection was
+    lost before the write could commit."""
+    return (exc.sqlstate or "").startswith("40") or _connection_lost(exc)
 
 
 @contextmanager
@@ -264,9 +269,6 @@ class PostgresStore:
                 max_size=pool_size,
                 timeout=timeout,
                 kwargs={"connect_timeout": max(1, round(timeout))},
-                # A connection that sat in the pool through a database restart is found broken
-                # here, and replaced, rather than by the request it is handed to (one round trip).
-                check=ConnectionPool.check_connection,
                 open=False,
                 name="renlian",
             )
@@ -289,31 +291,45 @@ class PostgresStore:
     def write(self, body: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run `body` in one transaction, committed when it returns, rolled back when it raises.
         A failure that another try can cure runs it again from the start; FaceApiError never."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
+        return self._run(body, transaction=True)
+
+    def _run(self, body: Callable[[psycopg.Connection[Any]], T], *, transaction: bool) -> T:
+        """`body` on a pooled connection (in a transaction if asked), tried again where that can
+        cure the failure. A connection the server closed while it sat in the pool (a database
+        restart) fails at its first use: the pool drops it and the next one is tried at once, as
+        many times as the pool holds connections, so the requests after a restart succeed. (The
+        pool's own check on checkout would do the same, but sleeps a second after each broken
+        connection.) A write is also tried again after a serialization failure or a deadlock."""
+        attempt = stale = 0
+        while True:
             try:
-                with self._pool.connection() as connection, connection.transaction():
-                    return body(connection)
+                with self._pool.connection() as connection:
+                    if not transaction:
+                        return body(connection)
+                    with connection.transaction():
+                        return body(connection)
             except psycopg.InterfaceError:
                 raise
             except PoolTimeout as exc:
-                # Not retried: a pool that stayed full for its timeout would wait three times over.
+                # Not retried: a pool that stayed full for its timeout would wait again and again.
                 raise database_error(exc) from exc
             except psycopg.Error as exc:
-                if attempt == WRITE_ATTEMPTS or not _retryable(exc):
+                if _connection_lost(exc) and stale < self._pool.max_size:
+                    stale += 1
+                elif transaction and _retryable(exc) and attempt + 1 < WRITE_ATTEMPTS:
+                    attempt += 1
+                    logger.info("database write retried after %s", type(exc).__name__)
+                    time.sleep(RETRY_PAUSE_SECONDS * attempt)
+                else:
                     raise database_error(exc) from exc
-                logger.info("database write retried after %s", type(exc).__name__)
-                time.sleep(RETRY_PAUSE_SECONDS * attempt)
-        raise AssertionError("unreachable")
 
     def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         """Every row of one query; driver errors are 216300."""
-        with database_errors(), self._pool.connection() as connection:
-            return connection.execute(sql, params).fetchall()
+        return self._run(lambda db: db.execute(sql, params).fetchall(), transaction=False)
 
     def read_one(self, sql: str, params: Sequence[object] = ()) -> Any:
         """The first row of one query, or None; driver errors are 216300."""
-        with database_errors(), self._pool.connection() as connection:
-            return connection.execute(sql, params).fetchone()
+        return self._run(lambda db: db.execute(sql, params).fetchone(), transaction=False)
 
     def _stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[Any]:
         """Rows a batch at a time through a server-side cursor, for the reads that load every
