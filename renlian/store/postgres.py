@@ -34,7 +34,8 @@ from numpy.typing import NDArray
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.store.base import FaceChanges, NewFace, StoredFace, UserRecord
+from renlian.store.base import FaceChanges, NewFace, StoredFace
+from renlian.store.reads import FaceReads, embedding_blob, embedding_vector
 
 logger = logging.getLogger("renlian.store")
 
@@ -205,6 +206,11 @@ def database_error(exc: Exception) -> FaceApiError:
     return FaceApiError(ErrorCode.DB_ERROR, f"{_DETAILS.get(state[:2], 'database error')} ({name})")
 
 
+def _placeholders(sql: str) -> str:
+    """SQLite's `?` placeholders as psycopg's `%s` (renlian's SQL holds no other `?`)."""
+    return sql.replace("?", "%s")
+
+
 def _connection_lost(exc: psycopg.Error) -> bool:
     """The connection was lost or closed by the server (the pool replaces it)."""
     state = exc.sqlstate or ""
@@ -256,7 +262,7 @@ def migrate(connection: psycopg.Connection[Any]) -> None:
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
 
 
-class PostgresStore:
+class PostgresStore(FaceReads):
     def __init__(self, url: str, *, pool_size: int = 8, timeout: float = 5.0) -> None:
         """`pool_size`: connections kept open; `timeout`: seconds a request waits for a free one
         (or for the server to answer a connection) before 216300."""
@@ -324,12 +330,15 @@ class PostgresStore:
                     raise database_error(exc) from exc
 
     def read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        """Every row of one query; driver errors are 216300."""
-        return self._run(lambda db: db.execute(sql, params).fetchall(), transaction=False)
+        """Every row of one query; driver errors are 216300. `?` placeholders (the reads shared
+        with SQLite, reads.py) become the driver's `%s`."""
+        query = _placeholders(sql)
+        return self._run(lambda db: db.execute(query, params).fetchall(), transaction=False)
 
     def read_one(self, sql: str, params: Sequence[object] = ()) -> Any:
-        """The first row of one query, or None; driver errors are 216300."""
-        return self._run(lambda db: db.execute(sql, params).fetchone(), transaction=False)
+        """The first row of one query, or None; as read()."""
+        query = _placeholders(sql)
+        return self._run(lambda db: db.execute(query, params).fetchone(), transaction=False)
 
     def _stream(self, sql: str, params: Sequence[object] = ()) -> Iterator[Any]:
         """Rows a batch at a time through a server-side cursor, for the reads that load every
@@ -343,7 +352,7 @@ class PostgresStore:
             connection.cursor(name="renlian_stream", binary=True) as cursor,
         ):
             cursor.itersize = STREAM_BATCH
-            cursor.execute(sql, params)
+            cursor.execute(_placeholders(sql), params)
             yield from cursor
 
     @staticmethod
@@ -423,7 +432,15 @@ class PostgresStore:
         row = db.execute(
             "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING face_id",
-            (app_id, group, uid, face.image_sha256, face.model, _blob(face.embedding), int(time.time())),
+            (
+                app_id,
+                group,
+                uid,
+                face.image_sha256,
+                face.model,
+                embedding_blob(face.embedding),
+                int(time.time()),
+            ),
         ).fetchone()
         if row is None:
             raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this photo is already enrolled for {uid}")
@@ -543,7 +560,7 @@ class PostgresStore:
                     (target, app_id, source, uid),
                 ).fetchall()
                 changes.added.extend(
-                    StoredFace(face_id, app_id, target, uid, model, _vector(blob))
+                    StoredFace(face_id, app_id, target, uid, model, embedding_vector(blob))
                     for face_id, model, blob in sorted(copied)
                 )
             return announce_changes(db, changes)
@@ -641,7 +658,7 @@ class PostgresStore:
             updated = db.execute(
                 "UPDATE faces SET model = %s, embedding = %s WHERE face_id = %s "
                 "RETURNING app_id, group_id, uid",
-                (model, _blob(embedding), face_id),
+                (model, embedding_blob(embedding), face_id),
             ).fetchone()
             if updated is not None:
                 app_id, group_id, uid = updated
@@ -652,134 +669,10 @@ class PostgresStore:
 
     # Reads --------------------------------------------------------------------------------------
 
-    def user(self, app_id: str, uid: str) -> list[UserRecord]:
-        rows = self.read(
-            "SELECT group_id, uid, user_info FROM users WHERE app_id = %s AND uid = %s ORDER BY id",
-            (app_id, uid),
-        )
-        return [UserRecord(*row) for row in rows]
-
-    def user_info(self, app_id: str, group_id: str, uid: str) -> str | None:
-        row = self.read_one(
-            "SELECT user_info FROM users WHERE app_id = %s AND group_id = %s AND uid = %s",
-            (app_id, group_id, uid),
-        )
-        return str(row[0]) if row else None
-
-    def groups(self, app_id: str, start: int, count: int) -> list[str]:
-        rows = self.read(
-            "SELECT group_id FROM users WHERE app_id = %s GROUP BY group_id ORDER BY MIN(id) "
-            "LIMIT %s OFFSET %s",
-            (app_id, count, start),
-        )
-        return [group for (group,) in rows]
-
-    def group_users(self, app_id: str, group_id: str, start: int, count: int) -> list[UserRecord]:
-        rows = self.read(
-            "SELECT group_id, uid, user_info FROM users WHERE app_id = %s AND group_id = %s "
-            "ORDER BY id LIMIT %s OFFSET %s",
-            (app_id, group_id, count, start),
-        )
-        return [UserRecord(*row) for row in rows]
-
-    def has_face(self, app_id: str, group_id: str, uid: str, image_sha256: str) -> bool:
-        row = self.read_one(
-            "SELECT 1 FROM faces WHERE app_id = %s AND group_id = %s AND uid = %s AND image_sha256 = %s",
-            (app_id, group_id, uid, image_sha256),
-        )
-        return row is not None
-
-    def registered_groups(self, app_id: str, start: int, count: int) -> list[str]:
-        """v3's groups: created by group/add or by an enrolment, in that order, empty ones too."""
-        rows = self.read(
-            "SELECT group_id FROM face_groups WHERE app_id = %s ORDER BY id LIMIT %s OFFSET %s",
-            (app_id, count, start),
-        )
-        return [group for (group,) in rows]
-
-    def group_registered(self, app_id: str, group_id: str) -> bool:
-        row = self.read_one(
-            "SELECT 1 FROM face_groups WHERE app_id = %s AND group_id = %s", (app_id, group_id)
-        )
-        return row is not None
-
-    def user_faces(self, app_id: str, group_id: str, uid: str) -> list[tuple[str, int | None]]:
-        """(photo checksum, enrolment time) of a user record's faces, in enrolment order."""
-        rows = self.read(
-            "SELECT image_sha256, created_at FROM faces WHERE app_id = %s AND group_id = %s AND uid = %s "
-            "ORDER BY face_id",
-            (app_id, group_id, uid),
-        )
-        return [(sha256, created) for sha256, created in rows]
-
-    def crop_by_token(self, app_id: str, token: str) -> bytes | None:
-        """The aligned crop of an enrolled photo whose checksum starts with `token`."""
-        row = self.read_one(
-            "SELECT jpeg FROM crops WHERE app_id = %s AND image_sha256 >= %s AND image_sha256 < %s LIMIT 1",
-            (app_id, token, token + "g"),
-        )
-        return bytes(row[0]) if row else None
-
-    def group_exists(self, app_id: str, group_id: str) -> bool:
-        row = self.read_one(
-            "SELECT 1 FROM users WHERE app_id = %s AND group_id = %s LIMIT 1", (app_id, group_id)
-        )
-        return row is not None
-
-    def faces(self, model: str | None = None) -> Iterator[StoredFace]:
-        query = "SELECT face_id, app_id, group_id, uid, model, embedding FROM faces"
-        rows = self._stream(
-            query + (" WHERE model = %s" if model else "") + " ORDER BY face_id", (model,) if model else ()
-        )
-        for face_id, app_id, group_id, uid, face_model, blob in rows:
-            yield StoredFace(face_id, app_id, group_id, uid, face_model, _vector(blob))
-
-    def embeddings(self, model: str) -> Iterator[tuple[str, str, int, str, bytes]]:
-        """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`."""
-        yield from self._stream(
-            "SELECT app_id, group_id, face_id, uid, embedding FROM faces WHERE model = %s ORDER BY face_id",
-            (model,),
-        )
-
-    def group_embeddings(
-        self, model: str, app_id: str, group_id: str
-    ) -> Iterator[tuple[str, str, int, str, bytes]]:
-        """embeddings() of one group, through the group index."""
-        yield from self._stream(
-            "SELECT app_id, group_id, face_id, uid, embedding FROM faces "
-            "WHERE app_id = %s AND group_id = %s AND model = %s ORDER BY face_id",
-            (app_id, group_id, model),
-        )
-
-    def face_stamps(self) -> dict[tuple[str, str], int]:
-        """Each group's change stamp (set by the faces trigger): equal stamps, unchanged faces."""
-        rows = self.read("SELECT app_id, group_id, stamp FROM face_stamps")
-        return {(app_id, group_id): stamp for app_id, group_id, stamp in rows}
-
     def snapshot_dir(self) -> Path | None:
         """None: no index snapshots, each start rebuilds the index from the database. Snapshots on
         one node's disk would be checked against stamps that other nodes change."""
         return None
-
-    def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
-        rows = self.read(
-            "SELECT app_id, group_id, COUNT(*) FROM faces WHERE model = %s GROUP BY app_id, group_id",
-            (model,),
-        )
-        return {(app_id, group_id): count for app_id, group_id, count in rows}
-
-    def count_stale(self, model: str) -> int:
-        """Faces embedded by another model than `model`: invisible to search until reindexed."""
-        (count,) = self.read_one("SELECT COUNT(*) FROM faces WHERE model != %s", (model,))
-        return int(count)
-
-    def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]:
-        rows = self.read(
-            "SELECT faces.face_id, crops.jpeg FROM faces JOIN crops USING (app_id, image_sha256) "
-            "WHERE faces.model != %s ORDER BY faces.face_id LIMIT %s",
-            (model, limit),
-        )
-        return [(face_id, bytes(jpeg)) for face_id, jpeg in rows]
 
     # The change feed (module doc) --------------------------------------------------------------------
 
@@ -803,7 +696,9 @@ class PostgresStore:
             if not added:
                 found[-1].removed.append((app_id, group_id, face_id))
             elif blob is not None:
-                found[-1].added.append(StoredFace(face_id, app_id, group_id, uid, model, _vector(blob)))
+                found[-1].added.append(
+                    StoredFace(face_id, app_id, group_id, uid, model, embedding_vector(blob))
+                )
         return found
 
     def prune_changes(self, older_than_seconds: float) -> None:
@@ -898,11 +793,3 @@ def _note_stamps(db: psycopg.Connection[Any], changes: FaceChanges) -> FaceChang
         if row is not None:
             changes.stamps[app_id, group_id] = row[0]
     return changes
-
-
-def _blob(vector: NDArray[np.float32]) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def _vector(blob: bytes) -> NDArray[np.float32]:
-    return np.frombuffer(blob, dtype="<f4")

@@ -25,8 +25,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.store.base import FaceChanges, NewFace, StoredFace, UserRecord
+from renlian.store.base import FaceChanges, NewFace, StoredFace
 from renlian.store.files import create_private, private_dir, private_file
+from renlian.store.reads import FaceReads, embedding_blob, embedding_vector
 
 logger = logging.getLogger("renlian.store")
 
@@ -212,7 +213,7 @@ def _copy(source: sqlite3.Connection, target: Path) -> None:
         raise
 
 
-class SQLiteStore:
+class SQLiteStore(FaceReads):
     def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         """`busy_timeout`: seconds a statement waits for another connection's lock before 216300."""
         self.path = path
@@ -384,7 +385,15 @@ class SQLiteStore:
             cursor = db.execute(
                 "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (app_id, group, uid, face.image_sha256, face.model, _blob(face.embedding), int(time.time())),
+                (
+                    app_id,
+                    group,
+                    uid,
+                    face.image_sha256,
+                    face.model,
+                    embedding_blob(face.embedding),
+                    int(time.time()),
+                ),
             )
         except sqlite3.IntegrityError as exc:
             raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this photo is already enrolled for {uid}") from exc
@@ -495,7 +504,7 @@ class SQLiteStore:
                     (target, app_id, source, uid),
                 ).fetchall()
                 changes.added.extend(
-                    StoredFace(face_id, app_id, target, uid, model, _vector(blob))
+                    StoredFace(face_id, app_id, target, uid, model, embedding_vector(blob))
                     for face_id, model, blob in copied
                 )
             _note_stamps(db, changes)
@@ -571,135 +580,14 @@ class SQLiteStore:
         with self.transaction() as db:
             db.execute(
                 "UPDATE faces SET model = ?, embedding = ? WHERE face_id = ?",
-                (model, _blob(embedding), face_id),
+                (model, embedding_blob(embedding), face_id),
             )
 
     # Reads: each goes through read/read_one/_stream, so a driver error is 216300 ------------------
 
-    def user(self, app_id: str, uid: str) -> list[UserRecord]:
-        rows = self.read(
-            "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND uid = ? ORDER BY id",
-            (app_id, uid),
-        )
-        return [UserRecord(*row) for row in rows]
-
-    def user_info(self, app_id: str, group_id: str, uid: str) -> str | None:
-        row = self.read_one(
-            "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
-            (app_id, group_id, uid),
-        )
-        return str(row[0]) if row else None
-
-    def groups(self, app_id: str, start: int, count: int) -> list[str]:
-        rows = self.read(
-            "SELECT group_id FROM users WHERE app_id = ? GROUP BY group_id ORDER BY MIN(id) LIMIT ? OFFSET ?",
-            (app_id, count, start),
-        )
-        return [group for (group,) in rows]
-
-    def group_users(self, app_id: str, group_id: str, start: int, count: int) -> list[UserRecord]:
-        rows = self.read(
-            "SELECT group_id, uid, user_info FROM users WHERE app_id = ? AND group_id = ? "
-            "ORDER BY id LIMIT ? OFFSET ?",
-            (app_id, group_id, count, start),
-        )
-        return [UserRecord(*row) for row in rows]
-
-    def has_face(self, app_id: str, group_id: str, uid: str, image_sha256: str) -> bool:
-        row = self.read_one(
-            "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? AND image_sha256 = ?",
-            (app_id, group_id, uid, image_sha256),
-        )
-        return row is not None
-
-    def registered_groups(self, app_id: str, start: int, count: int) -> list[str]:
-        """v3's groups: created by group/add or by an enrolment, in that order, empty ones too."""
-        rows = self.read(
-            "SELECT group_id FROM face_groups WHERE app_id = ? ORDER BY id LIMIT ? OFFSET ?",
-            (app_id, count, start),
-        )
-        return [group for (group,) in rows]
-
-    def group_registered(self, app_id: str, group_id: str) -> bool:
-        row = self.read_one("SELECT 1 FROM face_groups WHERE app_id = ? AND group_id = ?", (app_id, group_id))
-        return row is not None
-
-    def user_faces(self, app_id: str, group_id: str, uid: str) -> list[tuple[str, int | None]]:
-        """(photo checksum, enrolment time) of a user record's faces, in enrolment order."""
-        rows = self.read(
-            "SELECT image_sha256, created_at FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? "
-            "ORDER BY face_id",
-            (app_id, group_id, uid),
-        )
-        return [(sha256, created) for sha256, created in rows]
-
-    def crop_by_token(self, app_id: str, token: str) -> bytes | None:
-        """The aligned crop of an enrolled photo whose checksum starts with `token`."""
-        row = self.read_one(
-            "SELECT jpeg FROM crops WHERE app_id = ? AND image_sha256 >= ? AND image_sha256 < ? LIMIT 1",
-            (app_id, token, token + "g"),
-        )
-        return bytes(row[0]) if row else None
-
-    def group_exists(self, app_id: str, group_id: str) -> bool:
-        row = self.read_one(
-            "SELECT 1 FROM users WHERE app_id = ? AND group_id = ? LIMIT 1", (app_id, group_id)
-        )
-        return row is not None
-
-    def faces(self, model: str | None = None) -> Iterator[StoredFace]:
-        query = "SELECT face_id, app_id, group_id, uid, model, embedding FROM faces"
-        rows = self._stream(
-            query + (" WHERE model = ?" if model else "") + " ORDER BY face_id", (model,) if model else ()
-        )
-        for face_id, app_id, group_id, uid, face_model, blob in rows:
-            yield StoredFace(face_id, app_id, group_id, uid, face_model, _vector(blob))
-
-    def embeddings(self, model: str) -> Iterator[tuple[str, str, int, str, bytes]]:
-        """(app_id, group_id, face_id, uid, float32 bytes) of every face of `model`, in table order
-        (a sequential scan: several times faster than reading it in group order)."""
-        yield from self._stream(
-            "SELECT app_id, group_id, face_id, uid, embedding FROM faces WHERE model = ? ORDER BY face_id",
-            (model,),
-        )
-
-    def group_embeddings(
-        self, model: str, app_id: str, group_id: str
-    ) -> Iterator[tuple[str, str, int, str, bytes]]:
-        """embeddings() of one group, through the group index."""
-        yield from self._stream(
-            "SELECT app_id, group_id, face_id, uid, embedding FROM faces "
-            "WHERE app_id = ? AND group_id = ? AND model = ? ORDER BY face_id",
-            (app_id, group_id, model),
-        )
-
-    def face_stamps(self) -> dict[tuple[str, str], int]:
-        """Each group's change stamp (the face_stamps migration): equal stamps, unchanged faces."""
-        rows = self.read("SELECT app_id, group_id, stamp FROM face_stamps")
-        return {(app_id, group_id): stamp for app_id, group_id, stamp in rows}
-
     def snapshot_dir(self) -> Path | None:
         """Where the search index keeps its files: beside the store, owner-only like it."""
         return self.path.with_name(self.path.name + ".index")
-
-    def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
-        rows = self.read(
-            "SELECT app_id, group_id, COUNT(*) FROM faces WHERE model = ? GROUP BY app_id, group_id", (model,)
-        )
-        return {(app_id, group_id): count for app_id, group_id, count in rows}
-
-    def count_stale(self, model: str) -> int:
-        """Faces embedded by another model than `model`: invisible to search until reindexed."""
-        (count,) = self.read_one("SELECT COUNT(*) FROM faces WHERE model != ?", (model,))
-        return int(count)
-
-    def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]:
-        rows = self.read(
-            "SELECT faces.face_id, crops.jpeg FROM faces JOIN crops USING (app_id, image_sha256) "
-            "WHERE faces.model != ? ORDER BY faces.face_id LIMIT ?",
-            (model, limit),
-        )
-        return [(face_id, jpeg) for face_id, jpeg in rows]
 
     def backup(self, target: str) -> None:
         """A consistent copy of the live database in a new owner-only file, taken with SQLite's
@@ -730,11 +618,3 @@ def _note_stamps(db: sqlite3.Connection, changes: FaceChanges) -> FaceChanges:
         if row is not None:
             changes.stamps[app_id, group_id] = row[0]
     return changes
-
-
-def _blob(vector: NDArray[np.float32]) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
-
-
-def _vector(blob: bytes) -> NDArray[np.float32]:
-    return np.frombuffer(blob, dtype="<f4")
