@@ -58,7 +58,7 @@ import numpy as np
 from bench.datasets import machine, read_bgr, write_section
 from renlian.errors import ErrorCode
 from renlian.settings import Settings
-from tests.conftest import Server, create_app, start_server
+from tests.conftest import Server, create_app, start_server, token_for
 
 PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data"
 V2 = "/rest/2.0/face/v2"
@@ -636,19 +636,6 @@ def loopback_only(url: str) -> str:
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit(f"--url must be a loopback address (127.0.0.1), not {host}")
     return url.rstrip("/")
-
-
-def token_for(base_url: str, app: dict[str, str]) -> str:
-    response = httpx.get(
-        base_url + "/oauth/2.0/token",
-        params={
-            "grant_type": "client_credentials",
-            "client_id": app["api_key"],
-            "client_secret": app["secret_key"],
-        },
-    )
-    token: str = response.json()["access_token"]
-    return token
 
 
 def target(args: argparse.Namespace, scratch: Path) -> Target:

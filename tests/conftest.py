@@ -75,6 +75,20 @@ def create_app(data_dir: Path, name: str = "tests", *options: str) -> dict[str, 
     return created
 
 
+def token_for(base_url: str, app: dict[str, str]) -> str:
+    """An access token for `app` from the server at `base_url`, as a client gets one."""
+    response = httpx.get(
+        base_url + "/oauth/2.0/token",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": app["api_key"],
+            "client_secret": app["secret_key"],
+        },
+    )
+    token: str = response.json()["access_token"]
+    return token
+
+
 class Server:
     """A running `renlian serve` and one app's access token, which every call carries."""
 
@@ -88,16 +102,7 @@ class Server:
         self.token = self.token_for(self.app)
 
     def token_for(self, app: dict[str, str]) -> str:
-        response = httpx.get(
-            self.base_url + "/oauth/2.0/token",
-            params={
-                "grant_type": "client_credentials",
-                "client_id": app["api_key"],
-                "client_secret": app["secret_key"],
-            },
-        )
-        token: str = response.json()["access_token"]
-        return token
+        return token_for(self.base_url, app)
 
     def post(
         self, path: str, data: dict[str, str] | None = None, token: str | None = None, **kwargs: Any

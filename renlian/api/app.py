@@ -72,7 +72,6 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
                 store,
                 analyzer,
                 settings.max_group_faces,
-                settings.threads_per_worker,
                 poll_seconds=settings.index_poll_seconds,
                 max_lag_seconds=settings.index_max_lag_seconds,
                 loaded=loaded,

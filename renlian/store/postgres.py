@@ -49,8 +49,9 @@ WRITE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.05
 # Rows fetched at a time by the reads that load every face (a server-side cursor).
 STREAM_BATCH = 2000
-# The NOTIFY channel of the change feed.
+# The NOTIFY channel of the change feed, and the query of every app's latest change number.
 CHANGES_CHANNEL = "renlian_faces"
+SEQUENCES = "SELECT app_id, seq FROM face_sequences"
 
 # A new group stamp: random like SQLite's random(), below 2**62 so the cast cannot overflow.
 _STAMP = "(random() * 4611686018427387904)::bigint"
@@ -678,7 +679,7 @@ class PostgresStore(FaceReads):
 
     def sequences(self) -> dict[str, int]:
         """Each app's latest committed change number."""
-        return {app_id: int(seq) for app_id, seq in self.read("SELECT app_id, seq FROM face_sequences")}
+        return {app_id: int(seq) for app_id, seq in self.read(SEQUENCES)}
 
     def changes_since(self, app_id: str, after: int, limit: int) -> list[FaceChanges]:
         """The app's logged changes numbered after `after`, at most `limit` of them, in order, each
@@ -742,7 +743,7 @@ class PostgresListener:
     def sequences(self) -> dict[str, int]:
         """PostgresStore.sequences() on this connection: the poll that proves the index current."""
         with database_errors():
-            rows = self._connection.execute("SELECT app_id, seq FROM face_sequences").fetchall()
+            rows = self._connection.execute(SEQUENCES).fetchall()
         return {app_id: int(seq) for app_id, seq in rows}
 
     def wait(self, timeout: float) -> tuple[str, int] | None:
