@@ -55,6 +55,7 @@ class Guard:
 
     def _signed(self, credentials: Credentials, header: str) -> AppRecord:
         authorization = signature.parse(header)
+        signed = signature.signed_names(authorization, credentials.headers)
         app = self.apps.app_by_key(authorization.api_key)
         if app is None:
             raise FaceApiError(ErrorCode.TOKEN_INVALID, "unknown API key in the signature")
@@ -74,7 +75,7 @@ class Guard:
             credentials.path,
             credentials.query,
             credentials.headers,
-            authorization.signed_headers,
+            signed,
         )
         if not signature.verify(app.secret_key, authorization, canonical):
             raise FaceApiError(ErrorCode.TOKEN_INVALID, "the bce-auth-v1 signature does not match")

@@ -7,7 +7,8 @@
                    sorted "lower(quote(name)):quote(value)" lines of the signed headers
 
 The body is not signed (bce-auth-v1 does not sign it). Headers are taken as received, so the host
-the client signed must be the Host header it sent.
+the client signed must be the Host header it sent. An empty signed-headers field means BCE's default
+set: host, content-length, content-type, content-md5 and every x-bce-* header the request carries.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from renlian.errors import ErrorCode, FaceApiError
 
 PREFIX = "bce-auth-v1"
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# What BCE signs when the header names no headers, besides every x-bce-* header present.
+DEFAULT_SIGNED = frozenset({"host", "content-length", "content-type", "content-md5"})
+BCE_PREFIX = "x-bce-"
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,30 @@ def parse(header: str) -> Authorization:
     if len(parts) != 6 or parts[0] != PREFIX or not _EXPIRATION.fullmatch(parts[3]):
         raise FaceApiError(ErrorCode.INVALID_TOKEN_PARAM, "authorization is not a bce-auth-v1 header")
     signed = tuple(name.strip().lower() for name in parts[4].split(";") if name.strip())
-    if "host" not in signed:
-        raise FaceApiError(ErrorCode.INVALID_TOKEN_PARAM, "a bce-auth-v1 signature must sign the host header")
+    # An empty field is BCE's default set, which holds host (checked once the headers are known).
+    if parts[4] and "host" not in signed:
+        raise _unsigned_host()
     return Authorization(parts[1], parts[2], int(parts[3]), signed, parts[5])
+
+
+def _unsigned_host() -> FaceApiError:
+    return FaceApiError(ErrorCode.INVALID_TOKEN_PARAM, "a bce-auth-v1 signature must sign the host header")
+
+
+def signed_names(authorization: Authorization, headers: dict[str, str]) -> tuple[str, ...]:
+    """The headers (lower-case names) the signature covers: those it names, or, when it names none,
+    BCE's default set as BCE's SDKs sign it: those of the set that the request carries with a value.
+    The default set must still cover a Host header."""
+    if authorization.signed_headers:
+        return authorization.signed_headers
+    names = tuple(
+        name
+        for name, value in headers.items()
+        if value.strip() and (name in DEFAULT_SIGNED or name.startswith(BCE_PREFIX))
+    )
+    if "host" not in names:
+        raise _unsigned_host()
+    return names
 
 
 def issued_at(authorization: Authorization) -> datetime:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -167,6 +170,65 @@ def test_bce_auth_v1_signatures(server: Server) -> None:
         headers={"authorization": f"bce-auth-v1/{app['api_key']}/2026-01-01T00:00:00Z/1800/x-bce-date/abc"},
     )
     assert error_code(no_host) == 100
+
+
+def default_signed_post(
+    server: Server, app: dict[str, str], altered: dict[str, str] | None = None
+) -> httpx.Response:
+    """A POST signed as BCE's SDKs sign with no signed-headers list: the canonical request holds
+    host, content-length, content-type, content-md5 and every x-bce-* header, and the authorization
+    names none of them (`.../1800//signature`). `altered` headers are changed after signing."""
+    body = b"start=0&end=10"
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    headers = {
+        "Host": "127.0.0.1",
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Length": str(len(body)),
+        "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),
+        "x-bce-date": timestamp,
+        "x-bce-request-id": "8f7b8e2c-1",
+    }
+    query = {"aipSdk": "java"}
+    scope = f"bce-auth-v1/{app['api_key']}/{timestamp}/1800"
+    signing_key = hmac.new(app["secret_key"].encode(), scope.encode(), hashlib.sha256).hexdigest()
+    canonical = "\n".join(
+        [
+            "POST",
+            quote(GETLIST),
+            urlencode(query),
+            "\n".join(sorted(f"{quote(k.lower(), '')}:{quote(v.strip(), '')}" for k, v in headers.items())),
+        ]
+    )
+    signature = hmac.new(signing_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    sent = {**headers, **(altered or {}), "authorization": f"{scope}//{signature}"}
+    return httpx.post(server.base_url + GETLIST, params=query, headers=sent, content=body)
+
+
+def test_an_empty_signed_headers_field_signs_bces_default_headers(server: Server) -> None:
+    app = server.app
+    assert error_code(default_signed_post(server, app)) is None
+    # Each header of the default set is signed: changed after signing, the signature fails.
+    for altered in (
+        {"Content-Type": "application/json"},
+        {"Content-MD5": base64.b64encode(hashlib.md5(b"other").digest()).decode()},
+        {"x-bce-request-id": "replayed"},
+        {"x-bce-extra": "added after signing"},
+        {"Host": "attacker.example"},
+    ):
+        assert error_code(default_signed_post(server, app, altered)) == 110, altered
+    # The default set is signed or nothing is: a request without a Host header is refused (HTTP/1.0).
+    timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request = (
+        f"POST {GETLIST} HTTP/1.0\r\nauthorization: bce-auth-v1/{app['api_key']}/{timestamp}/1800//"
+        f"{'0' * 64}\r\ncontent-length: 0\r\n\r\n"
+    ).encode()
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error_code"] == 100
 
 
 def test_a_signature_is_valid_for_the_servers_window_whatever_it_claims(server: Server) -> None:
