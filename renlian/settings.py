@@ -64,6 +64,15 @@ class Settings(BaseSettings):
     # lone request's latency by about a third (docs/benchmarks.md); more help little at these sizes.
     inference_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
     threads_per_worker: int = Field(default_factory=_default_threads, ge=1, le=64)
+    # Blocking work that is not inference runs in a pool per kind (api/pools.py), so that one kind
+    # waiting cannot hold the threads another needs: image URL downloads (slow servers) cannot
+    # delay logins and library reads. These threads mostly wait, so they may outnumber the cores.
+    fetch_threads: int = Field(default=4, ge=1, le=256)
+    # Store reads, and writes that embed nothing; with PostgreSQL, at most the connection pool's
+    # size (RENLIAN_DATABASE_POOL_SIZE) query at once anyway.
+    store_threads: int = Field(default=8, ge=1, le=256)
+    # Token issue and look-up, app look-up, signature checks, quota admission.
+    auth_threads: int = Field(default=4, ge=1, le=256)
 
     # The detector sees images whose longer side is at most this many pixels (faces smaller than
     # about 10 px at that scale are missed); boxes and landmarks are mapped back to the original.

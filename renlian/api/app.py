@@ -1,4 +1,4 @@
-"""The FastAPI application: lifespan (models, pool), the error envelope, health, and the routers."""
+"""The FastAPI application: lifespan (models, pools), the error envelope, health, and the routers."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from renlian import __version__
 from renlian.api import console, envelope, oauth, reference
 from renlian.api.deps import AnyCall
-from renlian.api.inference import InferencePool
 from renlian.api.observe import RequestObserver
+from renlian.api.pools import Pools, ThreadPool
 from renlian.api.services import Services, log_id
 from renlian.api.v2 import detect, faceset, match, search
 from renlian.api.v3 import faces as v3_faces
@@ -51,6 +51,8 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Start-up and the last close run while no request is served, so they take the loop's default
+        # executor: no request ever waits on it (api/pools.py has the threads requests use).
         store, apps = await asyncio.to_thread(open_store, settings)
         # The index needs no model: load both at once, and start in the longer of the two times.
         analyzer, loaded = await asyncio.gather(
@@ -77,7 +79,7 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
                 loaded=loaded,
             )
         )
-        pool = InferencePool(settings.inference_workers)
+        pools = Pools.from_settings(settings)
         tokens = TokenService(apps, settings.token_ttl_seconds)
         quotas = Quotas(apps, settings.max_concurrent_requests)
         metrics.watch_index(library.index.faces_per_app)
@@ -98,25 +100,29 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             guard=Guard(
                 apps, tokens, quotas, settings.max_clock_skew_seconds, settings.max_signature_seconds
             ),
-            pool=pool,
+            pools=pools,
             limits=limits,
         )
         logger.info(
-            "models loaded (recognizer %s); %d inference workers x %d threads",
+            "models loaded (recognizer %s); %d inference workers x %d threads; "
+            "%d URL download, %d store and %d auth threads",
             settings.recognizer,
             settings.inference_workers,
             settings.threads_per_worker,
+            settings.fetch_threads,
+            settings.store_threads,
+            settings.auth_threads,
         )
-        flusher = asyncio.create_task(_flush_usage_every_second(quotas))
+        flusher = asyncio.create_task(_flush_usage_every_second(quotas, pools.auth))
         try:
             yield
         finally:
             flusher.cancel()
             try:
-                await asyncio.to_thread(quotas.flush)
+                await pools.auth.run(quotas.flush)
             except FaceApiError:
                 logger.exception("could not save the last usage counts")
-            pool.shutdown()
+            pools.shutdown()
             # Snapshots of the groups written since start-up: the next start loads them.
             await asyncio.to_thread(library.close)
             store.close()
@@ -165,11 +171,11 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
     return app
 
 
-async def _flush_usage_every_second(quotas: Quotas) -> None:
+async def _flush_usage_every_second(quotas: Quotas, auth: ThreadPool) -> None:
     while True:
         await asyncio.sleep(1.0)
         try:
-            await asyncio.to_thread(quotas.flush)
+            await auth.run(quotas.flush)
         except Exception:
             # A failed flush keeps its counts pending for the next one; it must not stop the loop.
             logger.exception("could not save usage counts")

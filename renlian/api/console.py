@@ -113,7 +113,7 @@ async def face_thumbnail(face_token: str, call: ThumbnailCall, svc: ServicesDep)
     if not TOKEN.fullmatch(face_token):
         # The store matches a prefix of the photo's checksum: only a whole token may reach it.
         raise HTTPException(404, "not found")
-    jpeg = await svc.store(svc.library.store.crop_by_token, call.app_id, face_token)
+    jpeg = await svc.pools.store.run(svc.library.store.crop_by_token, call.app_id, face_token)
     if jpeg is None:
         raise HTTPException(404, "not found")
     return Response(jpeg, media_type="image/jpeg", headers=THUMBNAIL_HEADERS)

@@ -5,12 +5,12 @@ Order matters for a hostile client. The server-wide slot comes first, so at most
 Authorization header are checked before a byte of the body is read. Only a client that puts its
 access_token in the form body (allowed by Baidu's document) has its body read first, and that read
 is bounded by the endpoint's limit like every other. Looking up tokens and apps touches the store,
-so it runs off the event loop.
+so it runs off the event loop, in the auth pool, where no slow download or store scan holds the
+threads.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -54,7 +54,8 @@ def rest_call(
     searched for an access_token."""
 
     async def admit(request: Request) -> AsyncIterator[Call]:
-        guard = services(request).guard
+        svc = services(request)
+        guard = svc.guard
         guard.quotas.enter()
         try:
             body: Fields | list[Fields] | None = None
@@ -70,7 +71,7 @@ def rest_call(
                 headers={name.lower(): value for name, value in request.headers.items()},
                 access_token=None if signed else token,
             )
-            app = await asyncio.to_thread(guard.enter, credentials, capability)
+            app = await svc.pools.auth.run(guard.enter, credentials, capability)
             request.state.app_id = app.app_id  # for the request log
             if body is None:
                 body = await _fields(request, limit) if reads_body else {}

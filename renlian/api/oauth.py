@@ -15,7 +15,7 @@ router = APIRouter()
 @router.api_route("/oauth/2.0/token", methods=["GET", "POST"])
 async def token(p: UnauthenticatedParams, svc: ServicesDep) -> JSONResponse:
     try:
-        return JSONResponse(await svc.store(svc.tokens.grant, p.values))
+        return JSONResponse(await svc.pools.auth.run(svc.tokens.grant, p.values))
     except OAuthError as exc:
         return JSONResponse(
             {"error": exc.error, "error_description": exc.description}, status_code=exc.status

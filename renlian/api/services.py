@@ -1,16 +1,14 @@
-"""What the routes share for the life of the process: models, the inference pool, limits, log ids."""
+"""What the routes share for the life of the process: models, the thread pools, limits, log ids."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from renlian.api.envelope import LogIds
-from renlian.api.inference import InferencePool
+from renlian.api.pools import Pools
 from renlian.auth.guard import Guard
 from renlian.auth.tokens import TokenService
 from renlian.core.controls import NO_CONTROLS
@@ -20,9 +18,6 @@ from renlian.store.base import NewFace
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import BGRImage, ImageLimits, decode_image
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
 
 @dataclass
 class Services:
@@ -31,7 +26,7 @@ class Services:
     ops: FaceOperations
     tokens: TokenService
     guard: Guard
-    pool: InferencePool
+    pools: Pools
     limits: ImageLimits
 
     def decode(self, text: str) -> BGRImage:
@@ -41,11 +36,6 @@ class Services:
         """Decode one photo and keep only what the library stores of it: its pixels are garbage as
         soon as this returns, so a request with many photos holds one decoded image at a time."""
         return self.ops.enrolment(app_id, self.ops.base64_photo(text), NO_CONTROLS)[0]
-
-    async def store(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run store work (reads, and writes that embed nothing) in a thread: never on the event
-        loop, which must not wait for SQLite, and not behind the inference queue either."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 LOG_IDS = LogIds()

@@ -170,7 +170,8 @@ def _parse_prefix(prefix: str) -> _Url:
 class ImageFetcher:
     """Downloads image files from the allowed URL prefixes; one instance serves every request.
 
-    `fetch` blocks for up to `timeout` seconds: call it from a worker thread, never on the event loop.
+    `fetch` blocks for up to `timeout` seconds: call it from a thread that only downloads wait for
+    (the server's download pool, api/pools.py), never on the event loop.
     """
 
     def __init__(self, allowed_prefixes: tuple[str, ...], timeout: float, max_bytes: int) -> None:

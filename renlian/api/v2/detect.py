@@ -40,7 +40,7 @@ async def detect(request: Request, call: DetectCall, svc: ServicesDep) -> JSONRe
         found = svc.analyzer.detect(pixels, max_faces, landmarks=with_landmarks, attributes=attributes)
         return found, pixels.shape[1], pixels.shape[0]
 
-    faces, width, height = await svc.pool.run(run)
+    faces, width, height = await svc.pools.inference.run(run)
     result = [face_result(face, width, height, landmarks=with_landmarks) for face in faces]
     return ok(log_id(request), {"result_num": len(result), "result": result})
 

@@ -38,7 +38,7 @@ async def enrolment_faces(svc: Services, app_id: str, p: Params, *, single: bool
     faces = []
     for text in texts:
         # One after another, not gathered: the request holds one decoded image at a time.
-        faces.append(await svc.pool.run(svc.enrolment_face, app_id, text))
+        faces.append(await svc.pools.inference.run(svc.enrolment_face, app_id, text))
     return faces
 
 
@@ -67,7 +67,7 @@ async def user_add(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
     groups = parse_groups(p.required("group_id"))
     replace = action_type(p) == "replace"
     faces = await enrolment_faces(svc, call.app_id, p, single=True)
-    await svc.store(
+    await svc.pools.store.run(
         svc.library.add,
         call.app_id,
         uid,
@@ -90,7 +90,7 @@ async def user_update(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     if create and groups is None:
         raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, "action_type=replace needs group_id to enrol into")
     faces = await enrolment_faces(svc, call.app_id, p, single=False)
-    await svc.store(
+    await svc.pools.store.run(
         svc.library.update,
         call.app_id,
         uid,
@@ -106,7 +106,7 @@ async def user_update(request: Request, call: FacesetCall, svc: ServicesDep) -> 
 async def user_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     p = call.params
     uid = parse_uid(p.required("uid"))
-    await svc.store(svc.library.delete, call.app_id, uid, optional_groups(p))
+    await svc.pools.store.run(svc.library.delete, call.app_id, uid, optional_groups(p))
     return ok(log_id(request), {})
 
 
@@ -117,7 +117,7 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
     groups = optional_groups(p)
     records = [
         r
-        for r in await svc.store(svc.library.user, call.app_id, uid)
+        for r in await svc.pools.store.run(svc.library.user, call.app_id, uid)
         if groups is None or r.group_id in groups
     ]
     if not records:
@@ -130,7 +130,7 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
 async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     p = call.params
     start, count = page(p)
-    groups = await svc.store(svc.library.store.groups, call.app_id, start, count)
+    groups = await svc.pools.store.run(svc.library.store.groups, call.app_id, start, count)
     return ok(log_id(request), {"result_num": len(groups), "result": groups})
 
 
@@ -139,9 +139,9 @@ async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) 
     p = call.params
     group = single_group(p, "group_id")
     start, count = page(p)
-    if not await svc.store(svc.library.store.group_exists, call.app_id, group):
+    if not await svc.pools.store.run(svc.library.store.group_exists, call.app_id, group):
         raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
-    users = await svc.store(svc.library.store.group_users, call.app_id, group, start, count)
+    users = await svc.pools.store.run(svc.library.store.group_users, call.app_id, group, start, count)
     result = [{"uid": u.uid, "user_info": u.user_info} for u in users]
     return ok(log_id(request), {"result_num": len(result), "result": result})
 
@@ -159,7 +159,7 @@ async def group_adduser(request: Request, call: FacesetCall, svc: ServicesDep) -
     uid = parse_uid(p.required("uid"))
     targets = parse_groups(p.required("group_id"))
     source = single_group(p, "src_group_id")
-    await svc.store(svc.library.copy, call.app_id, uid, source, targets)
+    await svc.pools.store.run(svc.library.copy, call.app_id, uid, source, targets)
     return ok(log_id(request), {})
 
 
@@ -168,5 +168,5 @@ async def group_deleteuser(request: Request, call: FacesetCall, svc: ServicesDep
     p = call.params
     uid = parse_uid(p.required("uid"))
     groups = parse_groups(p.required("group_id"))
-    await svc.store(svc.library.remove_from_groups, call.app_id, uid, groups)
+    await svc.pools.store.run(svc.library.remove_from_groups, call.app_id, uid, groups)
     return ok(log_id(request), {})

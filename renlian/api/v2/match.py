@@ -49,7 +49,7 @@ async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResp
         except FaceApiError as exc:
             raise FaceApiError(exc.error, f"image {index}: {exc.detail or exc.error.message}") from exc
 
-    probes = await asyncio.gather(*(svc.pool.run(probe, i) for i in range(len(images))))
+    probes = await asyncio.gather(*(svc.pools.inference.run(probe, i) for i in range(len(images))))
     recognizer = svc.analyzer.embedder.name
     result = [
         {

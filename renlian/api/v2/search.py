@@ -30,7 +30,7 @@ async def probe(svc: Services, p: Params) -> tuple[BGRImage, bool]:
     if len(split_images(field)) > 1:
         raise FaceApiError(ErrorCode.INVALID_PARAM, "identify and verify take one image per request")
     liveness = LIVENESS in p.choices("ext_fields", EXT_FIELDS)
-    return await svc.pool.run(svc.decode, field), liveness
+    return await svc.pools.inference.run(svc.decode, field), liveness
 
 
 def with_liveness(body: dict[str, Any], live: float | None) -> dict[str, Any]:
@@ -43,7 +43,9 @@ async def identify(request: Request, call: IdentifyCall, svc: ServicesDep) -> JS
     groups = parse_groups(p.required("group_id"))
     top = p.uint("user_top_num", 1, minimum=1, maximum=MAX_USER_TOP)
     pixels, liveness = await probe(svc, p)
-    hits, live = await svc.pool.run(svc.library.identify, call.app_id, groups, pixels, top, liveness=liveness)
+    hits, live = await svc.pools.inference.run(
+        svc.library.identify, call.app_id, groups, pixels, top, liveness=liveness
+    )
     model = svc.library.index.model
     result = [
         {
@@ -64,7 +66,7 @@ async def verify(request: Request, call: VerifyCall, svc: ServicesDep) -> JSONRe
     groups = parse_groups(p.required("group_id"))
     top = p.uint("top_num", 1, minimum=1, maximum=MAX_TOP)
     pixels, liveness = await probe(svc, p)
-    cosines, live = await svc.pool.run(
+    cosines, live = await svc.pools.inference.run(
         svc.library.verify, call.app_id, uid, groups, pixels, liveness=liveness
     )
     model = svc.library.index.model

@@ -57,7 +57,7 @@ async def _detect(
             entries.append(entry)
         return entries
 
-    return await svc.pool.run(run)
+    return await svc.pools.inference.run(run)
 
 
 def _distance(box: Any, width: int, height: int) -> float:
@@ -89,7 +89,7 @@ async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResp
                 exc.error, f"image {index}: {exc.detail or exc.error.v3_message}", field=exc.field
             ) from exc
 
-    first, second = await asyncio.gather(*(svc.pool.run(probe, i) for i in range(2)))
+    first, second = await asyncio.gather(*(svc.pools.inference.run(probe, i) for i in range(2)))
     cosine = float(first.examined.embedding @ second.examined.embedding)
     score = similarity_score(cosine, svc.analyzer.embedder.name)
     result = {"score": score, "face_list": [{"face_token": first.token}, {"face_token": second.token}]}

@@ -48,11 +48,11 @@ async def _enrol(svc: Services, app_id: str, p: Params, *, action: str) -> dict[
         )
         return {"face_token": probe.token, "location": probe_location(probe.examined, photo.pixels)}
 
-    return await svc.pool.run(run)
+    return await svc.pools.inference.run(run)
 
 
 async def _registered(svc: Services, app_id: str, group: str) -> None:
-    if not await svc.store(svc.library.store.group_registered, app_id, group):
+    if not await svc.pools.store.run(svc.library.store.group_registered, app_id, group):
         raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
 
 
@@ -75,7 +75,7 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
         await _registered(svc, call.app_id, group)
     records = [
         record
-        for record in await svc.store(svc.library.store.user, call.app_id, uid)
+        for record in await svc.pools.store.run(svc.library.store.user, call.app_id, uid)
         if group is None or record.group_id == group
     ]
     if not records:
@@ -89,7 +89,7 @@ async def user_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     uid, group = v3.user_id(call.params), v3.group_or_all(call.params)
     if group is not None:
         await _registered(svc, call.app_id, group)
-    await svc.store(svc.library.delete, call.app_id, uid, None if group is None else [group])
+    await svc.pools.store.run(svc.library.delete, call.app_id, uid, None if group is None else [group])
     return v3_ok(log_id(request), None)
 
 
@@ -99,7 +99,7 @@ async def user_copy(request: Request, call: FacesetCall, svc: ServicesDep) -> JS
     uid = v3.user_id(p)
     source, target = v3.group(p, "src_group_id"), v3.group(p, "dst_group_id")
     await _registered(svc, call.app_id, source)
-    await svc.store(svc.library.copy_into_existing, call.app_id, uid, source, target)
+    await svc.pools.store.run(svc.library.copy_into_existing, call.app_id, uid, source, target)
     return v3_ok(log_id(request), None)
 
 
@@ -107,7 +107,7 @@ async def user_copy(request: Request, call: FacesetCall, svc: ServicesDep) -> JS
 async def face_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     uid, group = v3.user_id(call.params), v3.group(call.params)
     await _registered(svc, call.app_id, group)
-    faces = await svc.store(svc.library.store.user_faces, call.app_id, group, uid)
+    faces = await svc.pools.store.run(svc.library.store.user_faces, call.app_id, group, uid)
     if not faces:
         raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
     listed = []
@@ -125,26 +125,26 @@ async def face_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     uid, group, token = v3.user_id(p), v3.group(p), p.required("face_token")
     if not TOKEN.fullmatch(token):
         raise FaceApiError(ErrorCode.INVALID_PARAM, "a face_token is 32 hex digits", field="face_token")
-    await svc.store(svc.library.delete_face, call.app_id, group, uid, token)
+    await svc.pools.store.run(svc.library.delete_face, call.app_id, group, uid, token)
     return v3_ok(log_id(request), None)
 
 
 @router.post("/group/add")
 async def group_add(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    await svc.store(svc.library.add_group, call.app_id, v3.group(call.params))
+    await svc.pools.store.run(svc.library.add_group, call.app_id, v3.group(call.params))
     return v3_ok(log_id(request), None)
 
 
 @router.post("/group/delete")
 async def group_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    await svc.store(svc.library.delete_group, call.app_id, v3.group(call.params))
+    await svc.pools.store.run(svc.library.delete_group, call.app_id, v3.group(call.params))
     return v3_ok(log_id(request), None)
 
 
 @router.post("/group/getlist")
 async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     start, length = v3.page(call.params)
-    groups = await svc.store(svc.library.store.registered_groups, call.app_id, start, length)
+    groups = await svc.pools.store.run(svc.library.store.registered_groups, call.app_id, start, length)
     return v3_ok(log_id(request), {"group_id_list": groups})
 
 
@@ -153,5 +153,5 @@ async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) 
     group = v3.group(call.params)
     start, length = v3.page(call.params)
     await _registered(svc, call.app_id, group)
-    users = await svc.store(svc.library.store.group_users, call.app_id, group, start, length)
+    users = await svc.pools.store.run(svc.library.store.group_users, call.app_id, group, start, length)
     return v3_ok(log_id(request), {"user_id_list": [user.uid for user in users]})

@@ -17,8 +17,9 @@ FACE_TYPES = ("LIVE", "IDCARD", "WATERMARK", "CERT", "INFRARED", "HYBRID")
 
 
 async def fetched(svc: Services, ref: ImageRef) -> ImageRef:
-    """Download a URL image before the inference pool sees it (core/faces.py, download)."""
-    return await svc.store(svc.ops.download, ref) if ref.kind == "URL" else ref
+    """Download a URL image before the inference pool sees it (core/faces.py, download), in the
+    fetch pool: a slow image server holds a thread that neither models nor logins need."""
+    return await svc.pools.fetch.run(svc.ops.download, ref) if ref.kind == "URL" else ref
 
 
 def image(p: Params) -> ImageRef:

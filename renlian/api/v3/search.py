@@ -31,7 +31,7 @@ router = APIRouter(prefix=v3.PREFIX)
 
 async def _existing(svc: Services, app_id: str, groups: list[str]) -> None:
     for group in groups:
-        if not await svc.store(svc.library.store.group_registered, app_id, group):
+        if not await svc.pools.store.run(svc.library.store.group_registered, app_id, group):
             raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
 
 
@@ -63,7 +63,7 @@ async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSON
         queries = probe.examined.embedding[np.newaxis, :]
         return probe, svc.library.search_embeddings(call.app_id, groups, queries, users, only_uid=only)[0]
 
-    probe, hits = await svc.pool.run(run)
+    probe, hits = await svc.pools.inference.run(run)
     found = _users(svc, hits, threshold)
     if not found:
         raise FaceApiError(ErrorCode.MATCH_USER_NOT_FOUND, f"no user scores {threshold} or more")
@@ -98,5 +98,5 @@ async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -
             for probe, found in zip(probes, hits, strict=True)
         ]
 
-    face_list = await svc.pool.run(run)
+    face_list = await svc.pools.inference.run(run)
     return v3_ok(log_id(request), {"face_num": len(face_list), "face_list": face_list})
