@@ -17,6 +17,7 @@ from renlian.store.postgres_apps import PostgresAppStore
 from renlian.store.sqlite import SQLiteStore
 from renlian.store.sqlite_apps import SQLiteAppStore
 from tests.store.test_sqlite import enrol, face
+from tests.token_rows import add_token_row
 
 
 def sqlite_store(data_dir: Path) -> tuple[str, str]:
@@ -26,7 +27,8 @@ def sqlite_store(data_dir: Path) -> tuple[str, str]:
     first, second = new_app("one", brain_all_scope=True), new_app("two", brain_all_scope=False)
     apps.create_app(first)
     apps.create_app(second)
-    apps.save_token("digest", first.app_id, "access", 2**40)
+    with store.transaction() as db:
+        add_token_row(db, "digest", first.app_id, "access", 2**40)
     apps.add_usage({(first.app_id, "2026-01-01"): 7})
     enrol(store, first.app_id, "u1", ["g", "h"], face(1), face(2))
     enrol(store, second.app_id, "u2", ["g"], face(3))

@@ -54,6 +54,11 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
         # Start-up and the last close run while no request is served, so they take the loop's default
         # executor: no request ever waits on it (api/pools.py has the threads requests use).
         store, apps = await asyncio.to_thread(open_store, settings)
+        try:
+            # Tokens are MACs now and no request writes a token row, so only this clears old ones.
+            await asyncio.to_thread(apps.purge_tokens)
+        except FaceApiError:
+            logger.exception("could not purge expired token rows; the next start tries again")
         # The index needs no model: load both at once, and start in the longer of the two times.
         analyzer, loaded = await asyncio.gather(
             asyncio.to_thread(load_analyzer),

@@ -225,10 +225,12 @@ class AppStore(Protocol):
         """The app, its tokens, its usage and its whole face library."""
         ...
 
-    def save_token(self, token_sha256: str, app_id: str, kind: str, expires_at: int) -> None: ...
-
     def token(self, token_sha256: str, kind: str) -> tuple[str, int] | None:
-        """(app_id, expires_at) of a token that was issued and not revoked."""
+        """(app_id, expires_at) of a token row (issued before tokens were MACs) not yet revoked."""
+        ...
+
+    def purge_tokens(self) -> int:
+        """Delete the token rows that expired over a day ago; how many went."""
         ...
 
     def add_usage(self, counts: dict[tuple[str, str], int], batch_id: str | None = None) -> None:

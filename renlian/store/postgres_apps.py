@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from renlian.store.base import AppRecord, FaceChanges
-from renlian.store.postgres import PostgresStore, _placeholders, announce_changes
-from renlian.store.reads import APP_COLUMNS, USAGE, AppReads, app_row
+from renlian.store.postgres import PostgresStore, announce_changes
+from renlian.store.reads import APP_COLUMNS, AppReads, app_row
 from renlian.store.sqlite_apps import EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH
 
 # How long a usage flush's id is remembered: far longer than any retry of the flush.
@@ -62,22 +61,24 @@ class PostgresAppStore(AppReads):
 
         self._store.write(body)
 
-    def save_token(self, token_sha256: str, app_id: str, kind: str, expires_at: int) -> None:
-        """Save an issued token's digest, and purge a batch of long-expired ones in the same
-        transaction (tokens_by_expiry finds them; SKIP LOCKED leaves rows another node purges)."""
+    def purge_tokens(self) -> int:
+        """Delete the token rows that expired over a day ago, a batch per transaction
+        (tokens_by_expiry finds them; SKIP LOCKED leaves rows another node purges); how many went."""
+        cutoff = int(time.time()) - EXPIRED_TOKEN_GRACE_SECONDS
 
-        def body(db: psycopg.Connection[Any]) -> None:
-            db.execute(
-                "INSERT INTO tokens (token_sha256, app_id, kind, expires_at) VALUES (%s, %s, %s, %s)",
-                (token_sha256, app_id, kind, expires_at),
-            )
-            db.execute(
+        def body(db: psycopg.Connection[Any]) -> int:
+            return db.execute(
                 "DELETE FROM tokens WHERE token_sha256 IN (SELECT token_sha256 FROM tokens "
                 "WHERE expires_at < %s LIMIT %s FOR UPDATE SKIP LOCKED)",
-                (int(time.time()) - EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH),
-            )
+                (cutoff, PURGE_BATCH),
+            ).rowcount
 
-        self._store.write(body)
+        purged = 0
+        while True:
+            gone = self._store.write(body)
+            purged += gone
+            if gone < PURGE_BATCH:
+                return purged
 
     def add_usage(self, counts: dict[tuple[str, str], int], batch_id: str | None = None) -> None:
         """Counted once per `batch_id`: a flush retried after a commit whose answer was lost (the
@@ -105,26 +106,3 @@ class PostgresAppStore(AppReads):
 
         if rows:
             self._store.write(body)
-
-    def lease_usage(self, app_id: str, day: str, size: Callable[[int, int], int]) -> int:
-        """The app's row, locked until commit, is what serializes the leases of every node: under
-        READ COMMITTED the sum read after the lock includes every lease committed before it. `size`
-        sees the sum once before the lock too, so that refusing a client past its limit, at whatever
-        rate it calls, takes no lock."""
-
-        def used(db: psycopg.Connection[Any]) -> tuple[int, int]:
-            used_day, used_total = db.execute(_placeholders(USAGE), (day, app_id)).fetchone() or (0, 0)
-            return int(used_day), int(used_total)
-
-        def body(db: psycopg.Connection[Any]) -> int:
-            size(*used(db))
-            db.execute("SELECT 1 FROM apps WHERE app_id = %s FOR UPDATE", (app_id,))
-            granted = size(*used(db))
-            db.execute(
-                "INSERT INTO usage (app_id, day, count) VALUES (%s, %s, %s) "
-                "ON CONFLICT (app_id, day) DO UPDATE SET count = usage.count + excluded.count",
-                (app_id, day, granted),
-            )
-            return granted
-
-        return self._store.write(body)

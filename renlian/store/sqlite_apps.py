@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 from renlian.store.base import AppRecord
-from renlian.store.reads import APP_COLUMNS, USAGE, AppReads, app_row
+from renlian.store.reads import APP_COLUMNS, AppReads, app_row
 from renlian.store.sqlite import SQLiteStore
 
-# An expired token answers 111 (expired) rather than 110 (invalid) for a day after it expires; then
-# its row is purged, so the table holds live tokens and not every token ever issued.
+# A token row (issued before tokens were MACs, auth/tokens.py) answers 111 (expired) rather than
+# 110 (invalid) for at least a day after it expires; the start-up purge then removes it.
 EXPIRED_TOKEN_GRACE_SECONDS = 24 * 3600
-# Each saved token purges at most this many rows, so no token request pays for a long backlog at
-# once; each save adds one row, so a backlog still drains.
-PURGE_BATCH = 100
+# Rows purged per transaction: a large backlog never holds the write lock for long at once.
+PURGE_BATCH = 1000
 
 
 class SQLiteAppStore(AppReads):
@@ -47,19 +45,21 @@ class SQLiteAppStore(AppReads):
             for table in ("apps", "tokens", "usage", "faces", "users", "crops"):
                 db.execute(f"DELETE FROM {table} WHERE app_id = ?", (app_id,))
 
-    def save_token(self, token_sha256: str, app_id: str, kind: str, expires_at: int) -> None:
-        """Save an issued token's digest, and purge a batch of long-expired ones in the same
-        transaction (tokens_by_expiry finds them)."""
-        with self._store.transaction() as db:
-            db.execute(
-                "INSERT INTO tokens (token_sha256, app_id, kind, expires_at) VALUES (?, ?, ?, ?)",
-                (token_sha256, app_id, kind, expires_at),
-            )
-            db.execute(
-                "DELETE FROM tokens WHERE token_sha256 IN "
-                "(SELECT token_sha256 FROM tokens WHERE expires_at < ? LIMIT ?)",
-                (int(time.time()) - EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH),
-            )
+    def purge_tokens(self) -> int:
+        """Delete the token rows that expired over a day ago, a batch per transaction
+        (tokens_by_expiry finds them); how many went."""
+        cutoff = int(time.time()) - EXPIRED_TOKEN_GRACE_SECONDS
+        purged = 0
+        while True:
+            with self._store.transaction() as db:
+                gone = db.execute(
+                    "DELETE FROM tokens WHERE token_sha256 IN "
+                    "(SELECT token_sha256 FROM tokens WHERE expires_at < ? LIMIT ?)",
+                    (cutoff, PURGE_BATCH),
+                ).rowcount
+            purged += gone
+            if gone < PURGE_BATCH:
+                return purged
 
     def add_usage(self, counts: dict[tuple[str, str], int], batch_id: str | None = None) -> None:
         """`batch_id` is not needed here: an SQLite commit that raises has not happened."""
@@ -69,18 +69,3 @@ class SQLiteAppStore(AppReads):
                 "ON CONFLICT (app_id, day) DO UPDATE SET count = count + excluded.count",
                 [(app_id, day, count) for (app_id, day), count in counts.items()],
             )
-
-    def lease_usage(self, app_id: str, day: str, size: Callable[[int, int], int]) -> int:
-        """BEGIN IMMEDIATE takes the file's write lock first, so a lease never overlaps another, from
-        this process or any other on the same file. `size` sees the counts once before, so that
-        refusing a client past its limit, at whatever rate it calls, never takes the write lock."""
-        size(*self.usage(app_id, day))
-        with self._store.transaction() as db:
-            used_day, used_total = db.execute(USAGE, (day, app_id)).fetchone()
-            granted = size(int(used_day), int(used_total))
-            db.execute(
-                "INSERT INTO usage (app_id, day, count) VALUES (?, ?, ?) "
-                "ON CONFLICT (app_id, day) DO UPDATE SET count = count + excluded.count",
-                (app_id, day, granted),
-            )
-        return granted

@@ -6,11 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+import re
+import secrets
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import httpx
 import numpy as np
 
 from tests.conftest import Server, b64, create_app, start_server
+from tests.token_rows import add_token_row
 
 TOKEN = "/oauth/2.0/token"
 GETLIST = "/rest/2.0/face/v2/faceset/group/getlist"
@@ -87,20 +91,114 @@ def test_refresh_token_grant(server: Server) -> None:
     assert bogus.status_code == 401
 
 
+def mac_token(app: dict[str, str], expires_at: int, prefix: str = "24", ttl: int = 2592000) -> str:
+    """A token built by hand as docs/security.md describes it (HMAC-SHA256 under a key derived from
+    the secret key, cut to 128 bits), not by renlian's code."""
+    unsigned = f"{ttl}.{expires_at}.1.31415926.{app['app_id']}"
+    key = hmac.new(app["secret_key"].encode(), b"renlian token key 1", hashlib.sha256).digest()
+    mac = hmac.new(key, f"{prefix}.{unsigned}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{prefix}.{mac}.{unsigned}"
+
+
 def test_missing_unknown_and_expired_tokens(server: Server) -> None:
     assert error_code(httpx.post(server.base_url + GETLIST)) == 100
     assert error_code(server.post(GETLIST, token="24.not-a-token")) == 110
-    token = grant(server, server.app).json()["access_token"]
-    db = sqlite3.connect(server.data_dir / "renlian.sqlite3")
-    with db:
-        db.execute(
-            "UPDATE tokens SET expires_at = 1 WHERE token_sha256 = ?",
-            (hashlib.sha256(token.encode()).hexdigest(),),
-        )
-    assert error_code(server.post(GETLIST, token=token)) == 111
+    now = int(time.time())
+    assert error_code(server.post(GETLIST, token=mac_token(server.app, now + 60))) is None
+    assert error_code(server.post(GETLIST, token=mac_token(server.app, now - 1))) == 111
     # A token in the form body works like one in the query string.
     fresh = grant(server, server.app).json()["access_token"]
     assert error_code(httpx.post(server.base_url + GETLIST, data={"access_token": fresh})) is None
+
+
+def store_state(data_dir: Path) -> tuple[int, int, int]:
+    """(token rows, store file bytes, write-ahead log bytes)."""
+    path = data_dir / "renlian.sqlite3"
+    db = sqlite3.connect(path)
+    try:
+        (rows,) = db.execute("SELECT COUNT(*) FROM tokens").fetchone()
+    finally:
+        db.close()
+    wal = path.with_name(path.name + "-wal")
+    return rows, path.stat().st_size, wal.stat().st_size if wal.exists() else 0
+
+
+def test_tokens_cost_no_store_write_and_work_on_every_process(tmp_path: Path) -> None:
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    first = start_server(tmp_path / "first")
+    second: Server | None = None
+    try:
+        app = first.app
+        before = store_state(first.data_dir)
+        issued = [grant(first, app, ("GET", "POST")[n % 2]).json() for n in range(200)]
+        refreshed = [
+            httpx.post(
+                first.base_url + TOKEN,
+                data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+            ).json()
+            for body in issued[:20]
+        ]
+        assert store_state(first.data_dir) == before  # no row, no byte
+        tokens = [body["access_token"] for body in issued + refreshed]
+        assert len(set(tokens)) == len(tokens)
+        # Baidu's shape, which the SDKs' query strings carry as it is (test_sdk_node.py).
+        assert all(re.fullmatch(r"24\.[0-9a-f]{32}\.[0-9.]+", token) for token in tokens)
+        assert all(re.fullmatch(r"25\.[0-9a-f]{32}\.[0-9.]+", body["refresh_token"]) for body in issued)
+        # A second process on the same store checks the first one's tokens by itself.
+        second = start_server(tmp_path / "second", {"RENLIAN_DATA_DIR": str(first.data_dir)}, app=app)
+        for node in (first, second):
+            assert error_code(node.post(GETLIST, token=tokens[0])) is None
+            assert error_code(node.post(GETLIST, token=tokens[-1])) is None
+        # Tampered: the MAC, the expiry, the app, the kind; each is refused as an unknown token.
+        token = tokens[0]
+        prefix, mac, ttl, expires, rest = token.split(".", 4)
+        other = create_app(first.data_dir, "other")
+        flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+        for tampered in (
+            f"{prefix}.{flipped}.{ttl}.{expires}.{rest}",
+            f"{prefix}.{mac}.{ttl}.{int(expires) + 3600}.{rest}",
+            f"{prefix}.{mac}.{ttl}.{expires}.{rest.rsplit('.', 1)[0]}.{other['app_id']}",
+            "25." + token.removeprefix("24."),
+            issued[0]["refresh_token"],
+        ):
+            assert error_code(second.post(GETLIST, token=tampered)) == 110, tampered
+        # Rotating the secret revokes the tokens on every process, the refresh tokens too.
+        cli(first, "rotate-secret", app["app_id"])
+        for node in (first, second):
+            assert error_code(node.post(GETLIST, token=tokens[0])) == 110
+        stale = httpx.post(
+            second.base_url + TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": issued[1]["refresh_token"]},
+        )
+        assert stale.status_code == 401
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_tokens_issued_before_tokens_were_macs_work_until_they_expire(server: Server) -> None:
+    app = create_app(server.data_dir, "rows")
+    now = int(time.time())
+    live = f"24.{secrets.token_hex(16)}.2592000.{now + 3600}.{app['app_id']}"
+    expired = f"24.{secrets.token_hex(16)}.2592000.{now - 60}.{app['app_id']}"
+    refresh = f"25.{secrets.token_hex(16)}.315360000.{now + 3600}.{app['app_id']}"
+    db = sqlite3.connect(server.data_dir / "renlian.sqlite3")
+    with db:
+        for token, kind, expires_at in ((live, "access", now + 3600), (expired, "access", now - 60)):
+            add_token_row(db, hashlib.sha256(token.encode()).hexdigest(), app["app_id"], kind, expires_at)
+        add_token_row(db, hashlib.sha256(refresh.encode()).hexdigest(), app["app_id"], "refresh", now + 3600)
+    db.close()
+    assert error_code(server.post(GETLIST, token=live)) is None
+    assert error_code(server.post(GETLIST, token=live + "?aipSdk=node")) is None
+    assert error_code(server.post(GETLIST, token=expired)) == 111
+    renewed = httpx.post(
+        server.base_url + TOKEN, data={"grant_type": "refresh_token", "refresh_token": refresh}
+    )
+    assert error_code(server.post(GETLIST, token=renewed.json()["access_token"])) is None
+    cli(server, "rotate-secret", app["app_id"])
+    assert error_code(server.post(GETLIST, token=live)) == 110
 
 
 def signed_headers(

@@ -18,6 +18,7 @@ from renlian.errors import ErrorCode, FaceApiError
 from renlian.store.sqlite import SQLiteStore
 from renlian.store.sqlite_apps import SQLiteAppStore
 from tests.store.test_sqlite import enrol, face
+from tests.token_rows import add_token_row
 
 SECRET_UID = "uid_that_must_not_leak"
 
@@ -75,12 +76,11 @@ def test_app_and_token_writes_locked_out_are_216300_without_secrets(
     locker.execute("BEGIN EXCLUSIVE")
     with pytest.raises(FaceApiError) as created:
         apps.create_app(app)
-    with pytest.raises(FaceApiError) as saved:
-        apps.save_token("f" * 64, app.app_id, "access", int(time.time()) + 60)
-    for caught in (created, saved):
+    with pytest.raises(FaceApiError) as purged:
+        apps.purge_tokens()
+    for caught in (created, purged):
         db_error(caught)
         assert app.secret_key not in str(caught.value) and app.api_key not in str(caught.value)
-        assert "f" * 64 not in str(caught.value)
     locker.execute("ROLLBACK")
     apps.create_app(app)
     assert apps.app(app.app_id) == app
@@ -128,7 +128,8 @@ def test_reads_of_damaged_tables_are_216300(tmp_path: Path) -> None:
     apps = SQLiteAppStore(store)
     app = new_app("damaged")
     apps.create_app(app)
-    apps.save_token("a" * 64, app.app_id, "access", int(time.time()) + 60)
+    with store.transaction() as db:
+        add_token_row(db, "a" * 64, app.app_id, "access", int(time.time()) + 60)
     enrol(store, app.app_id, "u1", ["g"], face(1))
     store.close()
     damage(path, "users", "faces", "apps", "tokens")

@@ -300,7 +300,15 @@ def test_apps_tokens_and_usage(store: PostgresStore) -> None:
     app = new_app("one", brain_all_scope=True)
     apps.create_app(app)
     assert apps.app(app.app_id) == app and apps.app_by_key(app.api_key) == app and apps.apps() == [app]
-    apps.save_token("t1", app.app_id, "access", 2**40)
+    # Token rows as renlian wrote them before its tokens were MACs; the long-expired one is purged.
+    store.write(
+        lambda db: db.execute(
+            "INSERT INTO tokens (token_sha256, app_id, kind, expires_at) VALUES (%s, %s, %s, %s), "
+            "(%s, %s, %s, %s)",
+            ("t1", app.app_id, "access", 2**40, "t0", app.app_id, "access", 1),
+        )
+    )
+    assert apps.purge_tokens() == 1 and apps.token("t0", "access") is None
     assert apps.token("t1", "access") == (app.app_id, 2**40) and apps.token("t1", "other") is None
     apps.update_app(replace(app, qps_limit=3, closed=frozenset({"match"})))
     assert apps.token("t1", "access") is not None and apps.app(app.app_id) == replace(

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from renlian.store.sqlite import MIGRATIONS, SQLiteStore, backup_file
-from renlian.store.sqlite_apps import EXPIRED_TOKEN_GRACE_SECONDS, SQLiteAppStore
+from renlian.store.sqlite_apps import EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH, SQLiteAppStore
 from tests.store.test_sqlite import enrol, face
+from tests.token_rows import add_token_row
 
 
 def mode(path: Path) -> int:
@@ -66,14 +67,19 @@ def test_an_existing_open_data_dir_is_kept_with_a_warning(
     assert mode(data / "renlian.sqlite3") == 0o600
 
 
-def test_expired_tokens_are_purged_when_tokens_are_issued(tmp_path: Path) -> None:
-    apps = SQLiteAppStore(SQLiteStore(tmp_path / "store.sqlite3"))
+def test_expired_token_rows_are_purged(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "store.sqlite3")
+    apps = SQLiteAppStore(store)
     now = int(time.time())
-    apps.save_token("old", "app", "access", now - EXPIRED_TOKEN_GRACE_SECONDS - 60)
-    apps.save_token("recent", "app", "access", now - 60)
-    apps.save_token("live", "app", "access", now + 3600)
-    apps.save_token("issued", "app", "refresh", now + 3600)
-    assert apps.token("old", "access") is None
+    with store.transaction() as db:
+        # More than a purge batch of long-expired rows: the purge goes on until none is left.
+        for number in range(PURGE_BATCH + 5):
+            add_token_row(db, f"old{number}", "app", "access", now - EXPIRED_TOKEN_GRACE_SECONDS - 60)
+        add_token_row(db, "recent", "app", "access", now - 60)
+        add_token_row(db, "live", "app", "access", now + 3600)
+        add_token_row(db, "issued", "app", "refresh", now + 3600)
+    assert apps.purge_tokens() == PURGE_BATCH + 5
+    assert apps.token("old0", "access") is None
     # A token that expired a moment ago is still known, so that it answers "expired" (111).
     assert apps.token("recent", "access") == ("app", now - 60)
     assert apps.token("live", "access") == ("app", now + 3600)
