@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 
 from renlian.store.base import AppRecord, FaceChanges
-from renlian.store.postgres import PostgresStore, announce_changes
-from renlian.store.reads import APP_COLUMNS, AppReads, app_row
+from renlian.store.postgres import PostgresStore, _placeholders, announce_changes
+from renlian.store.reads import APP_COLUMNS, USAGE, AppReads, app_row
 from renlian.store.sqlite_apps import EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH
 
 # How long a usage flush's id is remembered: far longer than any retry of the flush.
@@ -106,3 +107,26 @@ class PostgresAppStore(AppReads):
 
         if rows:
             self._store.write(body)
+
+    def lease_usage(self, app_id: str, day: str, size: Callable[[int, int], int]) -> int:
+        """The app's row, locked until commit, is what serializes the leases of every node: under
+        READ COMMITTED the sum read after the lock includes every lease committed before it. `size`
+        sees the sum once before the lock too, so that refusing a client past its limit, at whatever
+        rate it calls, takes no lock."""
+
+        def used(db: psycopg.Connection[Any]) -> tuple[int, int]:
+            used_day, used_total = db.execute(_placeholders(USAGE), (day, app_id)).fetchone() or (0, 0)
+            return int(used_day), int(used_total)
+
+        def body(db: psycopg.Connection[Any]) -> int:
+            size(*used(db))
+            db.execute("SELECT 1 FROM apps WHERE app_id = %s FOR UPDATE", (app_id,))
+            granted = size(*used(db))
+            db.execute(
+                "INSERT INTO usage (app_id, day, count) VALUES (%s, %s, %s) "
+                "ON CONFLICT (app_id, day) DO UPDATE SET count = usage.count + excluded.count",
+                (app_id, day, granted),
+            )
+            return granted
+
+        return self._store.write(body)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from renlian.store.base import AppRecord
-from renlian.store.reads import APP_COLUMNS, AppReads, app_row
+from renlian.store.reads import APP_COLUMNS, USAGE, AppReads, app_row
 from renlian.store.sqlite import SQLiteStore
 
 # A token row (issued before tokens were MACs, auth/tokens.py) answers 111 (expired) rather than
@@ -69,3 +70,18 @@ class SQLiteAppStore(AppReads):
                 "ON CONFLICT (app_id, day) DO UPDATE SET count = count + excluded.count",
                 [(app_id, day, count) for (app_id, day), count in counts.items()],
             )
+
+    def lease_usage(self, app_id: str, day: str, size: Callable[[int, int], int]) -> int:
+        """BEGIN IMMEDIATE takes the file's write lock first, so a lease never overlaps another, from
+        this process or any other on the same file. `size` sees the counts once before, so that
+        refusing a client past its limit, at whatever rate it calls, never takes the write lock."""
+        size(*self.usage(app_id, day))
+        with self._store.transaction() as db:
+            used_day, used_total = db.execute(USAGE, (day, app_id)).fetchone()
+            granted = size(int(used_day), int(used_total))
+            db.execute(
+                "INSERT INTO usage (app_id, day, count) VALUES (?, ?, ?) "
+                "ON CONFLICT (app_id, day) DO UPDATE SET count = count + excluded.count",
+                (app_id, day, granted),
+            )
+        return granted
