@@ -21,6 +21,7 @@ from renlian.api.body import Fields, is_form, parse_fields, read_body
 from renlian.api.params import (
     DEFAULT_IMAGE_LIMIT,
     DETECT_IMAGE_LIMIT,
+    FACEVERIFY_IMAGES_LIMIT,
     MATCH_IMAGES_LIMIT,
     SMALL_BODY_LIMIT,
     Params,
@@ -93,6 +94,7 @@ async def unauthenticated_params(request: Request) -> Params:
 
 
 DetectCall = Annotated[Call, Depends(rest_call("detect", body_limit(DETECT_IMAGE_LIMIT)))]
+FaceverifyCall = Annotated[Call, Depends(rest_call("detect", body_limit(FACEVERIFY_IMAGES_LIMIT)))]
 MatchCall = Annotated[Call, Depends(rest_call("match", body_limit(MATCH_IMAGES_LIMIT)))]
 IdentifyCall = Annotated[Call, Depends(rest_call("identify", body_limit(DEFAULT_IMAGE_LIMIT)))]
 VerifyCall = Annotated[Call, Depends(rest_call("verify", body_limit(DEFAULT_IMAGE_LIMIT)))]

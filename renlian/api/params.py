@@ -17,6 +17,9 @@ from renlian.errors import ErrorCode, FaceApiError
 DETECT_IMAGE_LIMIT = 2 * 1024 * 1024
 MATCH_IMAGES_LIMIT = 20 * 1024 * 1024
 DEFAULT_IMAGE_LIMIT = 10 * 1024 * 1024
+# v3 faceverify takes up to 8 images ([PRIV] names 1, 3 or 8), each as large as detect's.
+FACEVERIFY_IMAGES = 8
+FACEVERIFY_IMAGES_LIMIT = FACEVERIFY_IMAGES * DETECT_IMAGE_LIMIT
 # Bodies that carry no image (credentials, paging, ids).
 SMALL_BODY_LIMIT = 64 * 1024
 

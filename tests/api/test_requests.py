@@ -24,6 +24,9 @@ UPDATE = "/rest/2.0/face/v2/faceset/user/update"
 GET = "/rest/2.0/face/v2/faceset/user/get"
 GETLIST = "/rest/2.0/face/v2/faceset/group/getlist"
 IDENTIFY_BODY_LIMIT = 10 * 1024 * 1024 * 5 // 4 + 64 * 1024
+FACEVERIFY = "/rest/2.0/face/v3/faceverify"
+# Eight images of detect's 2 MiB, with the same headroom.
+FACEVERIFY_BODY_LIMIT = 8 * 2 * 1024 * 1024 * 5 // 4 + 64 * 1024
 
 
 def raw_exchange(server: Server, head: str, body_chunks: list[bytes], timeout: float = 10) -> dict[str, Any]:
@@ -83,17 +86,48 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(server: Server) -> N
     assert raw_exchange(server, head, [framed] * count)["error_code"] == 216202
 
 
-def test_a_token_in_the_form_body_allows_the_full_detect_size(server: Server, astronaut: np.ndarray) -> None:
-    # About 1.6 MB of base64: over the 1 MiB a form field could once have, under the spec's 2 MB.
+def large_photo(astronaut: np.ndarray) -> str:
+    """About 1.6 MB of base64 (a noisy 1400 px photo with one face): under the spec's 2 MB."""
     big = cv2.resize(astronaut, (1400, 1400), interpolation=cv2.INTER_CUBIC)
     noisy = np.clip(big.astype(np.int16) + np.random.default_rng(0).integers(-12, 12, big.shape), 0, 255)
     _, encoded = cv2.imencode(".jpg", noisy.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 97])
-    image = base64.b64encode(encoded.tobytes()).decode()
+    return base64.b64encode(encoded.tobytes()).decode()
+
+
+def test_a_token_in_the_form_body_allows_the_full_detect_size(server: Server, astronaut: np.ndarray) -> None:
+    # Over the 1 MiB a form field could once have.
+    image = large_photo(astronaut)
     assert 1024 * 1024 < len(image) < 2 * 1024 * 1024
     body = httpx.post(
         server.base_url + DETECT, data={"access_token": server.token, "image": image}, timeout=60
     ).json()
     assert body.get("error_code") is None and body["result_num"] == 1, body
+
+
+def test_faceverify_takes_eight_images_of_detects_size(server: Server, astronaut: np.ndarray) -> None:
+    image = large_photo(astronaut)
+    assert 1.4e6 < len(image) < 2 * 1024 * 1024
+    body = [{"image": image, "image_type": "BASE64", "option": "COMMON"}] * 8  # about 12.6 MB of JSON
+    answer = httpx.post(
+        server.base_url + FACEVERIFY, params={"access_token": server.token}, json=body, timeout=120
+    ).json()
+    assert answer["error_code"] == 0, (answer["error_code"], answer["error_msg"])
+    assert len(answer["result"]["face_list"]) == 8
+
+
+def test_faceverify_refuses_a_body_over_its_limit_and_an_image_over_detects(server: Server) -> None:
+    head = (
+        f"POST {FACEVERIFY}?access_token={server.token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {FACEVERIFY_BODY_LIMIT + 1}\r\n\r\n"
+    )
+    # v3 answers 216202 (image size error) as 222203, "image check fail".
+    assert raw_exchange(server, head, [b'[{"image": "'])["error_code"] == 222203
+    # The body's room is for eight images: one alone is still held to detect's 2 MiB.
+    body = [{"image": "A" * (2 * 1024 * 1024 + 4), "image_type": "BASE64"}]
+    answer = httpx.post(
+        server.base_url + FACEVERIFY, params={"access_token": server.token}, json=body, timeout=60
+    ).json()
+    assert answer["error_code"] == 222203, answer
 
 
 def test_data_uri_images_work_in_every_image_field(server: Server, astronaut: np.ndarray) -> None:

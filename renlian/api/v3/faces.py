@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from renlian.api.deps import DetectCall, MatchCall
+from renlian.api.deps import DetectCall, FaceverifyCall, MatchCall
 from renlian.api.envelope import v3_ok
-from renlian.api.params import Params
+from renlian.api.params import DETECT_IMAGE_LIMIT, FACEVERIFY_IMAGES, Params, check_encoded_size
 from renlian.api.services import Services, ServicesDep, log_id
 from renlian.api.v3 import params as v3
 from renlian.api.v3.shape import analyzer_fields, face_entry, face_fields
@@ -20,8 +20,6 @@ from renlian.errors import ErrorCode, FaceApiError
 from renlian.vision.score import similarity_score
 
 MAX_FACES = 120
-# faceverify takes one image or a short series of the same person ([PRIV] names 1, 3 or 8).
-MAX_VERIFY_IMAGES = 8
 OPTIONS = ("COMMON", "GATE")
 
 router = APIRouter(prefix=v3.PREFIX)
@@ -97,14 +95,16 @@ async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResp
 
 
 @router.post("/faceverify")
-async def faceverify(request: Request, call: DetectCall, svc: ServicesDep) -> JSONResponse:
+async def faceverify(request: Request, call: FaceverifyCall, svc: ServicesDep) -> JSONResponse:
     """Single-image liveness: our liveness model's score for each image's largest face."""
     items = call.items if call.items is not None else [call.params]
-    if not 1 <= len(items) <= MAX_VERIFY_IMAGES:
-        raise FaceApiError(ErrorCode.NOT_ENOUGH_IMAGES, f"faceverify takes 1 to {MAX_VERIFY_IMAGES} images")
+    if not 1 <= len(items) <= FACEVERIFY_IMAGES:
+        raise FaceApiError(ErrorCode.NOT_ENOUGH_IMAGES, f"faceverify takes 1 to {FACEVERIFY_IMAGES} images")
     for item in items:
         # One liveness model serves both scenarios; the option is checked, not used.
         item.choice("option", OPTIONS, "COMMON")
+        # The body may carry eight images; each is held to detect's size.
+        check_encoded_size(item.required("image"), DETECT_IMAGE_LIMIT)
     faces = []
     for item in items:
         found = await _detect(svc, call.app_id, item, max_faces=1, liveness=True)
