@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from renlian.core.controls import NO_CONTROLS, Controls, failure
-from renlian.core.facetokens import TOKEN, FaceTokenCache, face_token
+from renlian.core.facetokens import TOKEN, FaceTokenCache, Location, face_token, origin_of, with_origin
 from renlian.core.fetch import ImageFetcher
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.library import FaceLibrary, crop_jpeg
@@ -42,30 +42,51 @@ class Photo:
     """Pixels to analyse, and the checksum its faces' tokens derive from.
 
     For an image named by a face_token the pixels are that face's aligned crop, framed, and the
-    checksum starts with the token itself, so the face found there keeps its token.
+    checksum starts with the token itself, so the face found there keeps its token; `origin` is
+    where that face lay in the photo it was first seen in (None if its crop was kept without one).
     """
 
     sha256: str
     data: bytes
     pixels: BGRImage
+    from_token: bool = False
+    origin: Location | None = None
 
     def token(self, rank: int) -> str:
         return face_token(self.sha256, rank)
+
+    def recorded(self, rank: int, face: Face) -> Location | None:
+        """Where the face of `rank` lies in the photo it came from, as its token keeps it: measured
+        here for a photo, the recorded origin for a token's face (the crop's frame says nothing
+        about where the face was)."""
+        if self.from_token and rank == 0:
+            return self.origin
+        height, width = self.pixels.shape[:2]
+        return Location.of(face, width, height)
+
+    def location(self, rank: int, face: Face) -> Location:
+        """What a call reports as the face's location: the recorded one, or, for a token whose crop
+        was kept without one, the box in the framed crop."""
+        height, width = self.pixels.shape[:2]
+        return self.recorded(rank, face) or Location.of(face, width, height)
 
 
 @dataclass(frozen=True)
 class SeenFace:
     face: Face
     token: str
+    location: Location
 
 
 @dataclass(frozen=True)
 class Probe:
-    """A face examined for recognition, with its token and its crop as kept for the token."""
+    """A face examined for recognition, with its token, its crop as kept for the token, and its
+    location in the photo it came from."""
 
     examined: Examined
     token: str
     crop_jpeg: bytes
+    location: Location
 
 
 class FaceOperations:
@@ -124,12 +145,13 @@ class FaceOperations:
             raise RuntimeError(f"the kept crop of face_token {token} cannot be decoded")
         framed = cv2.copyMakeBorder(aligned, *(TOKEN_FRAME,) * 4, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         # A checksum that starts with the token: the face found in the frame is named by it again.
-        return Photo(token + hashlib.sha256(token.encode()).hexdigest()[:32], crop, framed)
+        checksum = token + hashlib.sha256(token.encode()).hexdigest()[:32]
+        return Photo(checksum, crop, framed, from_token=True, origin=origin_of(crop))
 
-    def _remember(self, app_id: str, token: str, aligned: BGRImage) -> bytes:
-        """Keep a face's crop for its token; the JPEG is returned, so an enrolment stores the same bytes
-        rather than encoding the crop again."""
-        jpeg = crop_jpeg(aligned)
+    def _remember(self, app_id: str, token: str, aligned: BGRImage, origin: Location | None) -> bytes:
+        """Keep a face's crop, with where it lay in its photo, for its token; the JPEG is returned,
+        so an enrolment stores the same bytes rather than encoding the crop again."""
+        jpeg = with_origin(crop_jpeg(aligned), origin)
         self.tokens.put(app_id, token, jpeg)
         return jpeg
 
@@ -158,8 +180,8 @@ class FaceOperations:
                 if failure(controls, examined.qualities, examined.liveness) is not None:
                     continue
             token = photo.token(rank)
-            self._remember(app_id, token, aligned)
-            seen.append(SeenFace(face, token))
+            self._remember(app_id, token, aligned, photo.recorded(rank, face))
+            seen.append(SeenFace(face, token, photo.location(rank, face)))
         return seen
 
     def probe(self, app_id: str, photo: Photo, controls: Controls, *, pose: bool = False) -> Probe:
@@ -169,8 +191,7 @@ class FaceOperations:
         problem = failure(controls, examined.qualities, examined.liveness)
         if problem is not None:
             raise problem
-        token = photo.token(0)
-        return Probe(examined, token, self._remember(app_id, token, examined.aligned))
+        return self._probe(app_id, photo, 0, examined)
 
     def probes(self, app_id: str, photo: Photo, max_faces: int, controls: Controls) -> list[Probe]:
         """Up to `max_faces` faces examined for recognition; those failing their controls are dropped
@@ -182,9 +203,13 @@ class FaceOperations:
         for rank, face in enumerate(faces):
             examined = self._examine(photo, face, controls, pose=True)
             if failure(controls, examined.qualities, examined.liveness) is None:
-                token = photo.token(rank)
-                found.append(Probe(examined, token, self._remember(app_id, token, examined.aligned)))
+                found.append(self._probe(app_id, photo, rank, examined))
         return found
+
+    def _probe(self, app_id: str, photo: Photo, rank: int, examined: Examined) -> Probe:
+        token = photo.token(rank)
+        jpeg = self._remember(app_id, token, examined.aligned, photo.recorded(rank, examined.face))
+        return Probe(examined, token, jpeg, photo.location(rank, examined.face))
 
     def _examine(self, photo: Photo, face: Face, controls: Controls, *, pose: bool) -> Examined:
         return self.analyzer.examine(

@@ -141,6 +141,49 @@ def test_every_image_type(tmp_path: Path, photos: dict[str, str], astronaut: np.
         web.shutdown()
 
 
+def same_place(found: dict[str, Any], first: dict[str, Any]) -> bool:
+    """The same box within a pixel, and the same rotation."""
+    box = ("left", "top", "width", "height")
+    return all(abs(found[k] - first[k]) <= 1 for k in box) and found["rotation"] == first["rotation"]
+
+
+def test_a_face_token_image_reports_where_the_face_was_in_its_photo(
+    tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    # The face far from the centre of a larger photo: its box there is nothing like its crop's.
+    canvas = np.full((800, 1100, 3), 90, np.uint8)
+    canvas[230:742, 560:1072] = astronaut
+    photo = b64(canvas)
+    server = start_server(tmp_path)
+    try:
+        first = call(server, "detect", {"image": photo, "image_type": "BASE64"})["result"]["face_list"][0]
+        token, where = first["face_token"], first["location"]
+        assert where["left"] > 600 and where["top"] > 250, where
+        by_token = {"image": token, "image_type": "FACE_TOKEN"}
+        for _ in range(2):  # the second time from what the first call by token left in the cache
+            again = call(server, "detect", by_token)["result"]["face_list"][0]
+            assert again["face_token"] == token and same_place(again["location"], where), again
+        enrolled = call(server, "faceset/user/add", {**by_token, "group_id": "places", "user_id": "u"})
+        assert same_place(enrolled["result"]["location"], where), enrolled
+        multi = call(server, "multi-search", {**by_token, "group_id_list": "places", "max_face_num": 1})
+        assert same_place(multi["result"]["face_list"][0]["location"], where), multi
+        # An enrolment of the photo itself keeps the location with the crop in the store.
+        call(
+            server,
+            "faceset/user/add",
+            {"image": photo, "image_type": "BASE64", "group_id": "kept", "user_id": "k"},
+        )
+    finally:
+        server.stop()
+    # After a restart the token's crop comes from the store, and its location with it.
+    restarted = start_server(tmp_path, app=server.app)
+    try:
+        again = call(restarted, "detect", {"image": token, "image_type": "FACE_TOKEN"})["result"]
+        assert same_place(again["face_list"][0]["location"], where), again
+    finally:
+        restarted.stop()
+
+
 def test_every_error_code(server: Server, photos: dict[str, str]) -> None:
     a = {"image": photos["a"], "image_type": "BASE64"}
     call(server, "faceset/group/add", {"group_id": "errs"})

@@ -47,7 +47,7 @@ async def _detect(
             seen.sort(key=lambda s: _distance(s.face.box, width, height))
         entries = []
         for item in seen:
-            entry = face_entry(item.face, item.token, photo.pixels, fields, crop=crop)
+            entry = face_entry(item.face, item.token, item.location, photo.pixels, fields, crop=crop)
             if liveness:
                 entry["liveness"] = {
                     "livemapscore": round(svc.analyzer.liveness_score(photo.pixels, item.face), 6)

@@ -17,7 +17,7 @@ from renlian.api.envelope import v3_ok
 from renlian.api.params import Params
 from renlian.api.services import Services, ServicesDep, log_id
 from renlian.api.v3 import params as v3
-from renlian.api.v3.shape import probe_location
+from renlian.api.v3.shape import location
 from renlian.core.facetokens import TOKEN, face_token
 from renlian.errors import ErrorCode, FaceApiError
 
@@ -46,7 +46,7 @@ async def _enrol(svc: Services, app_id: str, p: Params, *, action: str) -> dict[
             require_existing=action == "UPDATE",
             unique_in_group=True,
         )
-        return {"face_token": probe.token, "location": probe_location(probe.examined, photo.pixels)}
+        return {"face_token": probe.token, "location": location(probe.location)}
 
     return await svc.pools.inference.run(run)
 

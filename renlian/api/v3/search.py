@@ -12,7 +12,7 @@ from renlian.api.deps import IdentifyCall
 from renlian.api.envelope import v3_ok
 from renlian.api.services import Services, ServicesDep, log_id
 from renlian.api.v3 import params as v3
-from renlian.api.v3.shape import probe_location
+from renlian.api.v3.shape import location
 from renlian.core.faces import Probe
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.library import GroupHit
@@ -92,7 +92,7 @@ async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -
         return [
             {
                 "face_token": probe.token,
-                "location": probe_location(probe.examined, photo.pixels),
+                "location": location(probe.location),
                 "user_list": _users(svc, found, threshold),
             }
             for probe, found in zip(probes, hits, strict=True)

@@ -10,7 +10,7 @@ import numpy as np
 
 from renlian.api.params import Params
 from renlian.core.controls import INCOMPLETE
-from renlian.vision.analyzer import Examined
+from renlian.core.facetokens import Location
 from renlian.vision.attributes import Attributes
 from renlian.vision.faces import Face, Points
 from renlian.vision.image import BGRImage
@@ -50,17 +50,13 @@ def analyzer_fields(fields: set[str]) -> tuple[bool, frozenset[str]]:
     return None in wanted, frozenset(name for name in wanted if name is not None)
 
 
-def location(face: Face, width: int, height: int) -> dict[str, Any]:
-    x0, y0 = max(0.0, float(face.box[0])), max(0.0, float(face.box[1]))
-    x1 = min(float(width), float(face.box[0] + face.box[2]))
-    y1 = min(float(height), float(face.box[1] + face.box[3]))
-    rotation = face.pose.rotation_angle if face.pose is not None else 0
+def location(where: Location) -> dict[str, Any]:
     return {
-        "left": round(x0, 2),
-        "top": round(y0, 2),
-        "width": round(x1 - x0, 2),
-        "height": round(y1 - y0, 2),
-        "rotation": rotation,
+        "left": where.left,
+        "top": where.top,
+        "width": where.width,
+        "height": where.height,
+        "rotation": where.rotation if where.rotation is not None else 0,
     }
 
 
@@ -74,12 +70,11 @@ def angle(face: Face) -> dict[str, float]:
 
 
 def face_entry(
-    face: Face, token: str, pixels: BGRImage, fields: set[str], *, crop: bool = False
+    face: Face, token: str, where: Location, pixels: BGRImage, fields: set[str], *, crop: bool = False
 ) -> dict[str, Any]:
-    height, width = pixels.shape[:2]
     entry: dict[str, Any] = {
         "face_token": token,
-        "location": location(face, width, height),
+        "location": location(where),
         "face_probability": round(face.score, 4),
         "angle": angle(face),
     }
@@ -129,10 +124,6 @@ def attributes(found: Attributes, fields: set[str]) -> dict[str, Any]:
             "probability": round(max(qualities.cartoon, qualities.human), DIGITS),
         }
     return body
-
-
-def probe_location(examined: Examined, pixels: BGRImage) -> dict[str, Any]:
-    return location(examined.face, pixels.shape[1], pixels.shape[0])
 
 
 def face_crop(face: Face, pixels: BGRImage) -> str:
