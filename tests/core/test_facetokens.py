@@ -14,13 +14,18 @@ def crop() -> bytes:
     return crop_jpeg(pixels)
 
 
+def decoded(jpeg: bytes) -> np.ndarray:
+    pixels = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert pixels is not None
+    return np.asarray(pixels)
+
+
 def test_the_origin_travels_in_the_crop_and_decoders_ignore_it() -> None:
     plain = crop()
     for where in (Location(741.44, 295.71, 89.45, 109.06, -3), Location(0.0, 12.5, 100.0, 98.25, None)):
         kept = with_origin(plain, where)
         assert origin_of(kept) == where
-        decoded = cv2.imdecode(np.frombuffer(kept, np.uint8), cv2.IMREAD_COLOR)
-        assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(plain, np.uint8), cv2.IMREAD_COLOR))
+        assert np.array_equal(decoded(kept), decoded(plain))
     assert origin_of(plain) is None  # a crop kept before origins were
     assert with_origin(plain, None) == plain
 
