@@ -1,7 +1,10 @@
 """Scale-out: several `renlian serve` nodes on one PostgreSQL database (docs/scale-out.md).
 
     python -m bench.fleet [--database-url URL] [--changes 100] [--faces 1000] [--clients 4]
-                          [--seconds 30] [--startup-faces 100000] [--starts 3] [--json] [--write-docs]
+                          [--seconds 30] [--startup-faces 100000] [--starts 3] [--json [PATH]]
+                          [--write-docs]
+    python -m bench.fleet --scenario write-race [--faces 100000] [--seconds 60] [--json [PATH]]
+                          [--write-docs]
 
 Everything runs as real processes on this machine: PostgreSQL (a throwaway cluster started with
 tests/postgres_cluster.py, stopped and removed at the end, unless `--database-url` names an existing
@@ -29,14 +32,27 @@ settings otherwise. The bench's own clients run on the same cores.
    cores idle, which the third row shows one node can use as well.
 3. Start-up with `--startup-faces` faces. The nodes are stopped; the database is filled up to that
    many faces (a new app, synthetic unit vectors written with COPY into users, faces and crops, one
-   real crop's bytes per face, as enrolment leaves them; face_stamps is kept by the faces trigger),
-   then VACUUM ANALYZE, as autovacuum would do; `renlian serve` is started `--starts` times and
-   timed from process start to the first GET /healthz 200, with its resident memory (VmRSS) and
-   peak (VmHWM) at that moment and the index load time it logs. The same is measured first on the
-   database as parts 1-2 left it, for the memory a face costs.
+   real crop's bytes per face, as enrolment leaves them, with no change number: only nodes started
+   afterwards hold them), then VACUUM ANALYZE, as autovacuum would do; `renlian serve` is started
+   `--starts` times and timed from process start to the first GET /healthz 200, with its resident
+   memory (VmRSS) and peak (VmHWM) at that moment and the index load time it logs. The same is
+   measured first on the database as parts 1-2 left it, for the memory a face costs.
+4. Write race (`--scenario write-race`, alone). One app with `--faces` faces in one group, written
+   with COPY as in part 3 before two nodes start. For `--seconds`, four closed-loop client threads:
+   on each node one enrolling new users into that group (v3 user/add, each a unique JPEG copy of
+   one of the four test photos, so every add is a real face write) and one searching it (v3 search
+   of obama.jpg). Both nodes' writes land on one app, each node applying its own and following the
+   other's. Reported per node: renlian_index_sync_reloads on /metrics before and after (it must
+   not move: no write makes a node rebuild an app), the changes it applied, enrolments
+   acknowledged, searches that succeeded and that were refused with 222302 (216300: the app's index
+   not known to be current; when they came), the largest sync lag /metrics showed (read every
+   0.5 s), and, once the clients stop, the app's face count in its index against the database's.
+   The nodes' logs stay in the bench's temp dir until it ends; their lines mentioning 'index sync'
+   are printed (and kept in the JSON).
 
 Output: progress, then the tables, with the machine, date and commit; `--json` prints one JSON object
-instead of the tables (progress goes to stderr); `--write-docs` puts the tables in docs/scale-out.md.
+instead of the tables (progress goes to stderr), `--json PATH` writes it to PATH and prints the
+tables; `--write-docs` puts the tables in docs/scale-out.md (the write race in a block of its own).
 """
 
 from __future__ import annotations
@@ -88,6 +104,9 @@ THROUGHPUT_GROUP = "throughput"
 STARTUP_GROUP = "startup"
 # A change that B has not shown after this long is counted as missed and the bench goes on.
 PROPAGATION_LIMIT_S = 10.0
+SCENARIOS = ("parts", "write-race")
+DEFAULT_FACES = {"parts": 1000, "write-race": 100_000}
+DEFAULT_SECONDS = {"parts": 30.0, "write-race": 60.0}
 # Plain request latencies on B, measured beside the propagation rounds.
 PLAIN_REQUESTS = 50
 # Rows written to PostgreSQL per transaction when filling the start-up database.
@@ -489,14 +508,17 @@ def face_count(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def fill(url: str, app_id: str, count: int, model: str, dim: int, crop: bytes) -> float:
-    """`count` synthetic faces in STARTUP_GROUP of `app_id`, with COPY; seconds taken (with VACUUM)."""
+def fill(
+    url: str, app_id: str, count: int, model: str, dim: int, crop: bytes, group: str = STARTUP_GROUP
+) -> float:
+    """`count` synthetic faces in `group` of `app_id`, with COPY; seconds taken (with VACUUM). They
+    take no change number: only nodes started afterwards hold them (they read the faces table)."""
     start = time.perf_counter()
     now = int(time.time())
     with psycopg.connect(url) as db:
         db.execute(
             "INSERT INTO face_groups (app_id, group_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (app_id, STARTUP_GROUP),
+            (app_id, group),
         )
         db.commit()
         first = 0
@@ -506,13 +528,11 @@ def fill(url: str, app_id: str, count: int, model: str, dim: int, crop: bytes) -
             with db.cursor() as cursor:
                 with cursor.copy("COPY users (app_id, group_id, uid, user_info) FROM STDIN") as copy:
                     for uid in uids:
-                        copy.write_row((app_id, STARTUP_GROUP, uid, ""))
+                        copy.write_row((app_id, group, uid, ""))
                 columns = "app_id, group_id, uid, image_sha256, model, embedding, created_at"
                 with cursor.copy(f"COPY faces ({columns}) FROM STDIN") as copy:
                     for uid, sha, vector in zip(uids, shas, block, strict=True):
-                        copy.write_row(
-                            (app_id, STARTUP_GROUP, uid, sha, model, vector.astype("<f4").tobytes(), now)
-                        )
+                        copy.write_row((app_id, group, uid, sha, model, vector.astype("<f4").tobytes(), now))
                 with cursor.copy("COPY crops (app_id, image_sha256, jpeg) FROM STDIN") as copy:
                     for sha in shas:
                         copy.write_row((app_id, sha, crop))
@@ -573,6 +593,261 @@ def timed_start(root: Path, env: dict[str, str], label: str) -> Start:
     loaded = re.findall(r"face index: (\d+) faces loaded in ([\d.]+) s", server_log.read_text())
     faces, load_s = (int(loaded[-1][0]), float(loaded[-1][1])) if loaded else (-1, None)
     return Start(faces, round(elapsed, 2), load_s, round(rss, 1), round(peak, 1))
+
+
+# 4. Write race -------------------------------------------------------------------------------------
+
+RACE_GROUP = "race"
+# Enrolled in turn; each enrolment sends its own copy (a unique file: the group keeps one face per
+# photo file) with a strip of black and white 8x8 blocks along the top edge, away from the face.
+RACE_PHOTOS = ("obama", "biden", "grace_hopper", "astronaut")
+RACE_PROBE = "obama.jpg"
+RACE_BITS = 20
+# Bounds beside the deadline: requests per client thread, and the wait for the nodes to settle.
+RACE_MAX_REQUESTS = 50_000
+RACE_SETTLE_S = 30.0
+# /metrics of each node is read this often during the race, for the largest sync lag it shows.
+RACE_SAMPLE_S = 0.5
+# Server-log lines shown per node (all are counted).
+LOG_LINES_SHOWN = 40
+
+
+@dataclass
+class RaceClient:
+    node: str
+    kind: str  # "enrol" or "search"
+    requests: int = 0
+    succeeded: int = 0  # error_code 0: enrolments acknowledged, searches that named a user
+    codes: dict[str, int] = field(default_factory=dict)  # the other answers, by error_code
+    latency_ms: list[float] = field(default_factory=list)
+    refused_at: list[float] = field(default_factory=list)  # 222302s, seconds into the race
+
+
+def metric_value(text: str, name: str, labels: str = "") -> float | None:
+    """A sample of /metrics' exposition; a counter's name may carry `_total` there."""
+    label = re.escape("{" + labels + "}") if labels else ""
+    found = re.search(rf"^{re.escape(name)}(?:_total)?{label} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else None
+
+
+def sync_metrics(node: Node) -> dict[str, float | None]:
+    text = node.client.get("/metrics").text
+    return {
+        "reloads": metric_value(text, "renlian_index_sync_reloads"),
+        "changes_applied": metric_value(text, "renlian_index_sync_changes"),
+        "lag_s": metric_value(text, "renlian_index_sync_lag_seconds"),
+        "faces": metric_value(text, "renlian_index_faces", f'app_id="{node.app_id}"'),
+    }
+
+
+def app_faces(url: str, app_id: str) -> tuple[int, int]:
+    """The app's faces in the database, and its latest change number."""
+    with psycopg.connect(url) as db:
+        faces = db.execute("SELECT COUNT(*) FROM faces WHERE app_id = %s", (app_id,)).fetchone()
+        number = db.execute("SELECT seq FROM face_sequences WHERE app_id = %s", (app_id,)).fetchone()
+    return (int(faces[0]) if faces else 0), (int(number[0]) if number else 0)
+
+
+class Variants:
+    """Unique JPEG files of the race photos: variant n is photo n mod 4 with n's bits drawn along
+    its top edge. Thread-safe; every file returned is new (by sha256)."""
+
+    def __init__(self) -> None:
+        self._images = [read_bgr(PHOTOS / f"{name}.jpg") for name in RACE_PHOTOS]
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def photo(self, number: int) -> tuple[str, str]:
+        """(the photo's name, its file as base64), or ValueError where it collides."""
+        name = RACE_PHOTOS[number % len(RACE_PHOTOS)]
+        image = self._images[number % len(RACE_PHOTOS)].copy()
+        for bit in range(RACE_BITS):
+            image[:8, bit * 8 : bit * 8 + 8] = 255 if number >> bit & 1 else 0
+        data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            if digest in self._seen:
+                raise ValueError(f"variant {number} repeats an earlier file")
+            self._seen.add(digest)
+        return name, base64.b64encode(data).decode()
+
+
+def settle(nodes: list[Node], url: str, app_id: str, seconds: float) -> tuple[int, list[int], float]:
+    """Wait (bounded) until every node's index holds the database's faces of the app; the
+    database's count, each node's, and the seconds waited. Does not raise: a difference is a
+    finding."""
+    start = time.monotonic()
+    while True:
+        database, _ = app_faces(url, app_id)
+        counts = [node.index_faces() for node in nodes]
+        if all(count == database for count in counts) or time.monotonic() - start > seconds:
+            return database, counts, time.monotonic() - start
+        time.sleep(0.1)
+
+
+def sync_log_lines(node: Node) -> list[str]:
+    """The node's log lines that mention index sync (its log stays in the bench's temp dir)."""
+    path = node.server.data_dir.parent / "server.log"
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if "index sync" in line.lower()]
+
+
+def write_race(
+    url: str, nodes: list[Node], app_id: str, seconds: float, postmaster: int | None
+) -> dict[str, Any]:
+    """Two enrolling clients (one per node) and two searching clients (one per node), all on one
+    app, for `seconds`; the nodes' reloads and refusals, and whether each ends equal to the
+    database."""
+    variants = Variants()
+    search = v3_body(image=b64(RACE_PROBE), image_type="BASE64", group_id_list=RACE_GROUP, max_user_num=1)
+    for node in nodes:  # warm-up: the first search pays for lazy set-up; nothing is enrolled yet
+        for _ in range(2):
+            answer = node.v3("/search", search)
+            if answer.get("error_code") not in (0, NOT_FOUND):
+                raise RuntimeError(f"warm-up search on {node.name}: {answer}")
+    before = {node.name: sync_metrics(node) for node in nodes}
+    faces_before, number_before = app_faces(url, app_id)
+    log(f"  before: database {faces_before} faces (change number {number_before}); nodes {before}")
+    clients = [RaceClient(node.name, kind) for kind in ("enrol", "search") for node in nodes]
+    lag_max = {node.name: 0.0 for node in nodes}
+    stop_sampling = threading.Event()
+    begin = 0.0
+    deadline = 0.0
+
+    def run(client: RaceClient, node: Node, which: int) -> None:
+        session = httpx.Client(
+            base_url=node.server.base_url, timeout=60, params={"access_token": node.server.token}
+        )
+        headers = {"content-type": "application/json"}
+        try:
+            for i in range(RACE_MAX_REQUESTS):
+                if time.perf_counter() >= deadline:
+                    return
+                if client.kind == "enrol":
+                    try:
+                        _, image = variants.photo(i * len(nodes) + which)
+                    except ValueError as exc:
+                        client.codes["repeated file (not sent)"] = (
+                            client.codes.get("repeated file (not sent)", 0) + 1
+                        )
+                        log(f"  {exc}")
+                        continue
+                    body = v3_body(
+                        image=image, image_type="BASE64", group_id=RACE_GROUP, user_id=f"{node.name}{i}"
+                    )
+                    path = "/faceset/user/add"
+                else:
+                    body, path = search, "/search"
+                start = time.perf_counter()
+                try:
+                    answer = session.post(V3 + path, content=body, headers=headers).json()
+                except (httpx.HTTPError, ValueError) as exc:  # no answer, or not JSON: counted
+                    answer = {"error_code": type(exc).__name__}
+                answered = time.perf_counter()
+                client.requests += 1
+                code = answer.get("error_code", 0)
+                if code == 0:
+                    client.succeeded += 1
+                    client.latency_ms.append((answered - start) * 1000)
+                else:
+                    client.codes[str(code)] = client.codes.get(str(code), 0) + 1
+                    if code == INDEX_NOT_CURRENT:
+                        client.refused_at.append(round(answered - begin, 2))
+        finally:
+            session.close()
+
+    def sample() -> None:
+        while not stop_sampling.wait(RACE_SAMPLE_S):
+            for node in nodes:
+                try:
+                    lag = sync_metrics(node)["lag_s"]
+                except httpx.HTTPError:
+                    continue
+                if lag is not None:
+                    lag_max[node.name] = max(lag_max[node.name], lag if lag >= 0 else float("inf"))
+
+    node_cpu = [cpu_seconds(n.server.process.pid) for n in nodes]
+    own_cpu = time.process_time()
+    postgres_before, busy_before = postgres_cpu_seconds(postmaster), machine_busy_seconds()
+    begin = time.perf_counter()
+    deadline = begin + seconds
+    threads = [
+        threading.Thread(target=run, args=(client, node, which))
+        for client in clients
+        for which, node in enumerate(nodes)
+        if node.name == client.node
+    ]
+    sampler = threading.Thread(target=sample)
+    for thread in [*threads, sampler]:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - begin
+    stop_sampling.set()
+    sampler.join()
+    node_cores = [
+        round((cpu_seconds(n.server.process.pid) - cpu) / elapsed, 2)
+        for n, cpu in zip(nodes, node_cpu, strict=True)
+    ]
+    client_cores = round((time.process_time() - own_cpu) / elapsed, 2)
+    postgres_after = postgres_cpu_seconds(postmaster)
+    postgres_cores = (
+        None
+        if postgres_after is None or postgres_before is None
+        else round((postgres_after - postgres_before) / elapsed, 2)
+    )
+    machine_cores = round((machine_busy_seconds() - busy_before) / elapsed, 2)
+    database, counts, settled_s = settle(nodes, url, app_id, RACE_SETTLE_S)
+    after = {node.name: sync_metrics(node) for node in nodes}
+    _, number_after = app_faces(url, app_id)
+    acknowledged = sum(c.succeeded for c in clients if c.kind == "enrol")
+    per_node: dict[str, dict[str, Any]] = {}
+    for which, node in enumerate(nodes):
+        enrol = next(c for c in clients if c.node == node.name and c.kind == "enrol")
+        searcher = next(c for c in clients if c.node == node.name and c.kind == "search")
+        lines = sync_log_lines(node)
+        reloads = (after[node.name]["reloads"] or 0) - (before[node.name]["reloads"] or 0)
+        applied = (after[node.name]["changes_applied"] or 0) - (before[node.name]["changes_applied"] or 0)
+        per_node[node.name] = {
+            "reloads_before": before[node.name]["reloads"],
+            "reloads_after": after[node.name]["reloads"],
+            "reloads": reloads,
+            "changes_applied": applied,
+            "enrolments": enrol.requests,
+            "enrolments_acknowledged": enrol.succeeded,
+            "enrol_errors": enrol.codes,
+            "enrol_ms": summary(enrol.latency_ms),
+            "searches": searcher.requests,
+            "searches_succeeded": searcher.succeeded,
+            "searches_refused": searcher.codes.get(str(INDEX_NOT_CURRENT), 0),
+            "search_errors": searcher.codes,
+            "search_ms": summary(searcher.latency_ms),
+            "refused_at_s": searcher.refused_at[:50],
+            "lag_max_s": lag_max[node.name],
+            "final_faces": counts[which],
+            "equal_to_database": counts[which] == database,
+            "cores": node_cores[which],
+            "sync_log_lines": len(lines),
+            "sync_log": lines[:LOG_LINES_SHOWN],
+        }
+    return {
+        "faces_before": faces_before,
+        "change_number_before": number_before,
+        "seconds": round(elapsed, 1),
+        "enrolments_acknowledged": acknowledged,
+        "database_faces": database,
+        "database_faces_expected": faces_before + acknowledged,
+        "change_number_after": number_after,
+        "settled_s": round(settled_s, 2),
+        "client_cores": client_cores,
+        "postgres_cores": postgres_cores,
+        "machine_cores": machine_cores,
+        "load_average": os.getloadavg(),
+        "nodes": per_node,
+    }
 
 
 # Reporting -----------------------------------------------------------------------------------------
@@ -655,6 +930,54 @@ def tables(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def race_tables(report: dict[str, Any]) -> list[str]:
+    r = report["write_race"]
+    nodes = r["nodes"]
+    lines = [
+        f"Measured {report['date']}, {report['cores']} cores ({report['cpu']}), commit {report['commit']}; "
+        f"PostgreSQL {report['postgres']}, on the same machine; recognizer {report['recognizer']} "
+        f"({report['dim']}-d); each node {report['workers_x_threads'][0]} inference worker(s) x "
+        f"{report['workers_x_threads'][1]} threads (the defaults); "
+        f"`python -m bench.fleet{report['arguments']}`.",
+        "",
+        f"Write race: one app holding {r['faces_before']:,} faces in one group (synthetic unit vectors "
+        f"written with COPY in {r['fill_s']:.0f} s before the nodes started), two nodes. For "
+        f"{r['seconds']:.0f} s, four closed-loop clients in the bench's process: on each node one "
+        "enrolling new users into that group (v3 user/add, each a unique copy of one of the 4 test "
+        f"photos) and one searching it (v3 search of {RACE_PROBE}, max_user_num=1).",
+        "",
+        "| node | reloads (counter before -> after) | changes applied | enrolments acknowledged "
+        "/ sent | user/add p50 ms | searches succeeded / sent | refused (222302) | other answers "
+        "| search p50 ms | largest sync lag seen s | index faces at the end |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, n in nodes.items():
+        others = {code: count for code, count in n["search_errors"].items() if code != str(INDEX_NOT_CURRENT)}
+        others.update({f"user/add {code}": count for code, count in n["enrol_errors"].items()})
+        lines.append(
+            f"| {name} | {n['reloads']:.0f} ({n['reloads_before']:.0f} -> {n['reloads_after']:.0f}) | "
+            f"{n['changes_applied']:.0f} | {n['enrolments_acknowledged']} / {n['enrolments']} | "
+            f"{n['enrol_ms']['p50']} | {n['searches_succeeded']} / {n['searches']} | "
+            f"{n['searches_refused']} | {', '.join(f'{k}: {v}' for k, v in others.items()) or '0'} | "
+            f"{n['search_ms']['p50']} | {n['lag_max_s']:.2f} | {n['final_faces']:,} "
+            f"({'equal to' if n['equal_to_database'] else 'NOT equal to'} the database's) |"
+        )
+    lines += [
+        "",
+        f"The database at the end: {r['database_faces']:,} faces in the app ({r['faces_before']:,} + "
+        f"{r['enrolments_acknowledged']} acknowledged = {r['database_faces_expected']:,}), change number "
+        f"{r['change_number_before']} -> {r['change_number_after']}; both nodes' counts read "
+        f"{r['settled_s']:.1f} s after the clients stopped. Cores used over the race: nodes "
+        f"{' + '.join(format(n['cores'], '.2f') for n in nodes.values())} / the clients "
+        f"{r['client_cores']:.2f} / "
+        f"PostgreSQL {'?' if r['postgres_cores'] is None else r['postgres_cores']} / the whole machine "
+        f"{r['machine_cores']:.2f} of {report['cores']}. Node log lines mentioning 'index sync': "
+        + ", ".join(f"{name} {n['sync_log_lines']}" for name, n in nodes.items())
+        + ".",
+    ]
+    return lines
+
+
 class Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """--help with the module's description as written and each option's default."""
 
@@ -665,13 +988,36 @@ def main() -> None:
     parser.add_argument(
         "--database-url", help="an existing empty PostgreSQL database to use instead of a throwaway cluster"
     )
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="parts",
+        help="parts: propagation, throughput and start-up (1-3); write-race: part 4 alone",
+    )
     parser.add_argument("--changes", type=int, default=100, help="adds (and deletes) per propagation round")
-    parser.add_argument("--faces", type=int, default=1000, help="faces in the throughput group")
+    parser.add_argument(
+        "--faces",
+        type=int,
+        help=f"faces in the throughput group (default {DEFAULT_FACES['parts']:,}), or in the write "
+        f"race's app before it begins (default {DEFAULT_FACES['write-race']:,})",
+    )
     parser.add_argument("--clients", type=int, default=4, help="closed-loop client threads")
-    parser.add_argument("--seconds", type=float, default=30.0, help="duration of each throughput run")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        help=f"duration of each throughput run (default {DEFAULT_SECONDS['parts']:.0f}), or of the "
+        f"write race (default {DEFAULT_SECONDS['write-race']:.0f})",
+    )
     parser.add_argument("--startup-faces", type=int, default=100_000, help="faces for the start-up runs")
     parser.add_argument("--starts", type=int, default=3, help="timed starts with those faces")
-    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="the results as one JSON object: alone, printed instead of the tables; with a path, "
+        "written there (and the tables printed)",
+    )
     parser.add_argument("--write-docs", action="store_true", help="write the tables into docs/scale-out.md")
     args = parser.parse_args()
     defaults = {a.dest: a.default for a in parser._actions if a.dest not in ("help", "json", "write_docs")}
@@ -680,6 +1026,10 @@ def main() -> None:
         for name, default in defaults.items()
         if getattr(args, name) != default and name != "database_url"
     )
+    if args.faces is None:
+        args.faces = DEFAULT_FACES[args.scenario]
+    if args.seconds is None:
+        args.seconds = DEFAULT_SECONDS[args.scenario]
     settings = Settings()
     model = analyzer(settings.recognizer, threads=settings.threads_per_worker)
     dim, model_name = model.embedder.dim, model.embedder.name
@@ -714,9 +1064,6 @@ def main() -> None:
             postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
         report["postgres"] = postgres_version(url) + ("" if args.database_url else ", throwaway cluster")
         env = {"RENLIAN_DATABASE_URL": url}
-        app = create_app_in(root, env, "fleet")
-        log(f"PostgreSQL {report['postgres']} at {masked(url)}; app {app['app_id']}")
-
         nodes: list[Node] = []
 
         def stop_nodes() -> None:
@@ -724,96 +1071,133 @@ def main() -> None:
                 nodes.pop().close()
 
         cleanup.callback(stop_nodes)
-        nodes.append(start_node(root, "a", env, app))
-        nodes.append(start_node(root, "b", env, app))
-        a, b = nodes
-        log("1. propagation")
-        moved = propagation(a, b, args.changes)
-        report["propagation"] = {
-            "changes": args.changes,
-            "delays": {label: summary(samples) for label, samples in moved.delays.items()},
-            "polls_mean": {label: statistics.mean(polls) for label, polls in moved.polls.items()},
-            "first_poll_share": {
-                label: sum(1 for n in polls if n == 1) / len(polls) for label, polls in moved.polls.items()
-            },
-            "missed": moved.missed,
-            "not_current": moved.not_current,
-            "write_ms": {kind: summary(samples) for kind, samples in moved.write_ms.items()},
-            "search_ms": summary(moved.search_ms),
-            "metrics_ms": summary(moved.metrics_ms),
-        }
+        if args.scenario == "write-race":
+            app = create_app_in(root, env, "race")
+            log(f"PostgreSQL {report['postgres']} at {masked(url)}; app {app['app_id']}")
+            log(f"4. write race: filling {args.faces:,} faces")
+            fill_s = fill(url, app["app_id"], args.faces, model_name, dim, crop, group=RACE_GROUP)
+            log(f"  filled in {fill_s:.1f} s; starting nodes a and b")
+            nodes.append(start_node(root, "a", env, app))
+            nodes.append(start_node(root, "b", env, app))
+            log(f"  racing for {args.seconds:.0f} s")
+            try:
+                raced = write_race(url, nodes, app["app_id"], args.seconds, postmaster)
+            except BaseException:
+                for node in nodes:  # what the nodes' follower said, before the temp dir goes
+                    for line in sync_log_lines(node)[-LOG_LINES_SHOWN:]:
+                        log(f"  {node.name}: {line}")
+                raise
+            raced["fill_s"] = round(fill_s, 1)
+            report["write_race"] = raced
+            for name, node in raced["nodes"].items():
+                log(
+                    f"  node {name}: {node['reloads']:.0f} reloads, {node['searches_refused']} searches "
+                    f"refused, {node['searches_succeeded']} succeeded, {node['enrolments_acknowledged']} "
+                    f"enrolments acknowledged, {node['final_faces']} faces "
+                    f"(database {raced['database_faces']})"
+                )
+                log(f"  node {name}'s log, {node['sync_log_lines']} lines mentioning 'index sync':")
+                for line in node["sync_log"]:
+                    log(f"    {line}")
+            stop_nodes()
+        else:
+            app = create_app_in(root, env, "fleet")
+            log(f"PostgreSQL {report['postgres']} at {masked(url)}; app {app['app_id']}")
 
-        log("2. throughput")
-        real, fake = enrol_gallery(url, a, app["app_id"], args.faces, model_name, dim, crop)
-        # The background user of part 1, the real photos and the synthetic faces.
-        converge([a, b], 1 + real + fake)
-        probe = urllib.parse.urlencode(
-            {"images": b64("obama.jpg"), "group_id": THROUGHPUT_GROUP, "user_top_num": "1"}
-        ).encode()
-        workers, threads = settings.inference_workers, settings.threads_per_worker
-        cores = os.cpu_count() or 1
-        plans: list[tuple[str, list[Node]]] = [
-            (f"1 node (A), {workers} x {threads}; B idle", [a]),
-            (f"2 nodes (A, B) round-robin, {workers} x {threads} each", [a, b]),
-        ]
-        if (workers, threads) != (cores, 1):
-            # The same cores as one node that runs a request per core: what the default leaves idle.
-            wide = {**env, "RENLIAN_INFERENCE_WORKERS": str(cores), "RENLIAN_THREADS_PER_WORKER": "1"}
-            nodes.append(start_node(root, "c", wide, app))
-            converge([nodes[-1]], 1 + real + fake)
-            plans.append((f"1 node (C), {cores} x 1; A, B idle", [nodes[-1]]))
-        runs = []
-        for label, chosen in plans:
-            load = closed_loop(label, chosen, probe, args.clients, args.seconds, postmaster)
-            runs.append(asdict(load))
-            log(
-                f"  {label}: {load.rate:.1f} req/s, p50 {load.latency['p50']} ms, "
-                f"p99 {load.latency['p99']} ms, errors {load.errors}, cores: nodes {load.node_cpu}, "
-                f"clients {load.client_cpu}, PostgreSQL {load.postgres_cpu}, machine {load.machine_cpu}"
-            )
-        report["throughput"] = {
-            "faces": real + fake,
-            "real": real,
-            "synthetic": fake,
-            "clients": args.clients,
-            "seconds": args.seconds,
-            "runs": runs,
-        }
-        stop_nodes()
+            nodes.append(start_node(root, "a", env, app))
+            nodes.append(start_node(root, "b", env, app))
+            a, b = nodes
+            log("1. propagation")
+            moved = propagation(a, b, args.changes)
+            report["propagation"] = {
+                "changes": args.changes,
+                "delays": {label: summary(samples) for label, samples in moved.delays.items()},
+                "polls_mean": {label: statistics.mean(polls) for label, polls in moved.polls.items()},
+                "first_poll_share": {
+                    label: sum(1 for n in polls if n == 1) / len(polls)
+                    for label, polls in moved.polls.items()
+                },
+                "missed": moved.missed,
+                "not_current": moved.not_current,
+                "write_ms": {kind: summary(samples) for kind, samples in moved.write_ms.items()},
+                "search_ms": summary(moved.search_ms),
+                "metrics_ms": summary(moved.metrics_ms),
+            }
 
-        log("3. start-up")
-        before = [timed_start(root, env, f"before{i}") for i in range(args.starts)]
-        for start in before:
-            log(f"  {start}")
-        existing = face_count(url)
-        wanted = max(0, args.startup_faces - existing)
-        startup_app = create_app_in(root, env, "startup")
-        fill_s = fill(url, startup_app["app_id"], wanted, model_name, dim, crop)
-        log(f"  filled {wanted} faces in {fill_s:.1f} s")
-        after = [timed_start(root, env, f"after{i}") for i in range(args.starts)]
-        for start in after:
-            log(f"  {start}")
-        rss_before = statistics.median(s.rss_mib for s in before)
-        rss_after = statistics.median(s.rss_mib for s in after)
-        faces_after = face_count(url)
-        report["startup"] = {
-            "filled": wanted,
-            "fill_s": round(fill_s, 1),
-            "before": [asdict(s) for s in before],
-            "after": [asdict(s) for s in after],
-            "faces_before": existing,
-            "faces_after": faces_after,
-            "rss_before_mib": rss_before,
-            "rss_after_mib": rss_after,
-            "bytes_per_face": (rss_after - rss_before) * 1024 * 1024 / max(1, faces_after - existing),
-        }
-    lines = tables(report)
-    if args.json:
+            log("2. throughput")
+            real, fake = enrol_gallery(url, a, app["app_id"], args.faces, model_name, dim, crop)
+            # The background user of part 1, the real photos and the synthetic faces.
+            converge([a, b], 1 + real + fake)
+            probe = urllib.parse.urlencode(
+                {"images": b64("obama.jpg"), "group_id": THROUGHPUT_GROUP, "user_top_num": "1"}
+            ).encode()
+            workers, threads = settings.inference_workers, settings.threads_per_worker
+            cores = os.cpu_count() or 1
+            plans: list[tuple[str, list[Node]]] = [
+                (f"1 node (A), {workers} x {threads}; B idle", [a]),
+                (f"2 nodes (A, B) round-robin, {workers} x {threads} each", [a, b]),
+            ]
+            if (workers, threads) != (cores, 1):
+                # The same cores as one node that runs a request per core: what the default leaves idle.
+                wide = {**env, "RENLIAN_INFERENCE_WORKERS": str(cores), "RENLIAN_THREADS_PER_WORKER": "1"}
+                nodes.append(start_node(root, "c", wide, app))
+                converge([nodes[-1]], 1 + real + fake)
+                plans.append((f"1 node (C), {cores} x 1; A, B idle", [nodes[-1]]))
+            runs = []
+            for label, chosen in plans:
+                load = closed_loop(label, chosen, probe, args.clients, args.seconds, postmaster)
+                runs.append(asdict(load))
+                log(
+                    f"  {label}: {load.rate:.1f} req/s, p50 {load.latency['p50']} ms, "
+                    f"p99 {load.latency['p99']} ms, errors {load.errors}, cores: nodes {load.node_cpu}, "
+                    f"clients {load.client_cpu}, PostgreSQL {load.postgres_cpu}, machine {load.machine_cpu}"
+                )
+            report["throughput"] = {
+                "faces": real + fake,
+                "real": real,
+                "synthetic": fake,
+                "clients": args.clients,
+                "seconds": args.seconds,
+                "runs": runs,
+            }
+            stop_nodes()
+
+            log("3. start-up")
+            before = [timed_start(root, env, f"before{i}") for i in range(args.starts)]
+            for start in before:
+                log(f"  {start}")
+            existing = face_count(url)
+            wanted = max(0, args.startup_faces - existing)
+            startup_app = create_app_in(root, env, "startup")
+            fill_s = fill(url, startup_app["app_id"], wanted, model_name, dim, crop)
+            log(f"  filled {wanted} faces in {fill_s:.1f} s")
+            after = [timed_start(root, env, f"after{i}") for i in range(args.starts)]
+            for start in after:
+                log(f"  {start}")
+            rss_before = statistics.median(s.rss_mib for s in before)
+            rss_after = statistics.median(s.rss_mib for s in after)
+            faces_after = face_count(url)
+            report["startup"] = {
+                "filled": wanted,
+                "fill_s": round(fill_s, 1),
+                "before": [asdict(s) for s in before],
+                "after": [asdict(s) for s in after],
+                "faces_before": existing,
+                "faces_after": faces_after,
+                "rss_before_mib": rss_before,
+                "rss_after_mib": rss_after,
+                "bytes_per_face": (rss_after - rss_before) * 1024 * 1024 / max(1, faces_after - existing),
+            }
+    racing = args.scenario == "write-race"
+    lines = race_tables(report) if racing else tables(report)
+    if args.json == "-":
         print(json.dumps(report, indent=2))
     else:
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print("\n".join(lines))
     if args.write_docs:
-        write_section(Path("docs/scale-out.md"), "fleet", lines)
+        write_section(Path("docs/scale-out.md"), "fleet-write-race" if racing else "fleet", lines)
 
 
 def face_count_or_none(url: str) -> int:

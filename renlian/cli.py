@@ -68,8 +68,8 @@ def _store(settings: Settings) -> FaceStore:
 
 
 def _library(settings: Settings) -> FaceLibrary:
-    # follow=False: a command that only writes need not follow the other nodes' writes.
-    return FaceLibrary(_store(settings), _analyzer_loader(settings)(), follow=False)
+    # A command only writes: a running server applies its writes from the store's change feed.
+    return FaceLibrary(_store(settings), _analyzer_loader(settings)(), searchable=False)
 
 
 def _return_large_buffers_to_the_os() -> None:

@@ -92,17 +92,19 @@ class _IndexSync(Collector):
         lag = self._sync.lag_seconds()
         yield GaugeMetricFamily(
             "renlian_index_sync_lag_seconds",
-            "Seconds since this node last proved its index holds every write in the database "
-            "(searches answer 216300 above RENLIAN_INDEX_MAX_LAG_SECONDS)",
+            "Seconds since this node last proved its index holds every write in the store, for the "
+            "app proven longest ago; -1 while an app is rebuilt (searches answer 216300 above "
+            "RENLIAN_INDEX_MAX_LAG_SECONDS)",
             value=lag if lag != float("inf") else -1,
         )
         yield CounterMetricFamily(
             "renlian_index_sync_changes",
-            "Numbered writes applied to this node's index (its own and other nodes')",
+            "Numbered writes applied to this node's index (its own and other processes')",
             value=self._sync.applied_changes,
         )
         yield CounterMetricFamily(
             "renlian_index_sync_reloads",
-            "Apps reloaded from the database because the changes this node missed were pruned",
+            "Apps rebuilt from the store (missed changes pruned, a change the index could not take, "
+            "or another database epoch)",
             value=self._sync.reloads,
         )

@@ -47,9 +47,12 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Connections each process keeps open to it.
     database_pool_size: int = Field(default=8, ge=1, le=1000)
-    # A fleet of nodes on one database (docs/scale-out.md): how often each node checks that its
-    # index holds every other node's writes, and how old that check may be before the node stops
-    # searching (216300) rather than risk missing a face that another node acknowledged.
+    # The longest one PostgreSQL statement may run before it is cancelled (216300).
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    # How often the search index checks that it holds every write committed to the store (by this
+    # process, another node, or `renlian import` beside it), and how old that check may be before
+    # the app's searches answer 216300 rather than risk missing an acknowledged face
+    # (docs/library.md, docs/scale-out.md).
     index_poll_seconds: float = Field(default=0.2, gt=0.0, le=60.0)
     index_max_lag_seconds: float = Field(default=1.0, gt=0.0, le=3600.0)
 

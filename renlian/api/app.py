@@ -81,7 +81,8 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
                 settings.max_group_faces,
                 poll_seconds=settings.index_poll_seconds,
                 max_lag_seconds=settings.index_max_lag_seconds,
-                loaded=loaded,
+                lock_timeout=max(1.0, settings.db_busy_timeout_seconds),
+                index=loaded,
             )
         )
         pools = Pools.from_settings(settings)

@@ -25,10 +25,13 @@ from __future__ import annotations
 import bisect
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import threading
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ from renlian.library import snapshot
 from renlian.library.bound import QueryCode, RowCodes, code_query, code_rows, exact_scores
 from renlian.library.rows import RowFile
 from renlian.library.scan import FirstPass
-from renlian.store.base import FaceChanges, FaceStore
+from renlian.store.base import FaceChanges, FaceStore, FeedState
 from renlian.store.files import private_dir
 
 logger = logging.getLogger("renlian.library")
@@ -50,7 +53,9 @@ FIRST_BLOCK = 1024
 MAX_BLOCK = 32768
 # Rows scored exactly at once: bounds the float64 copy when the bound rules out little.
 EXACT_CHUNK = 8192
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
+# Beside the snapshots: what the last clean shutdown vouched for (FaceIndex.save).
+VOUCHERS = "vouchers.json"
 
 # Per-row arrays, grown with the blocks and moved with their row. `_owner` is the row's user, as an
 # index into `_names`: no Python object per row, so a snapshot of 300,000 rows loads in a blink.
@@ -92,11 +97,14 @@ class GroupIndex:
         # Every uid seen since the group was loaded (the snapshot keeps only those still present).
         self._names: list[str] = []
         self._number: dict[str, int] = {}
-        # The store's change stamp that the rows match (None: not known), and whether the snapshot
-        # on disk holds exactly these rows.
-        self.stamp: int | None = None
+        # Whether the snapshot on disk (meta_path) holds exactly these rows, and its id.
         self.saved = False
         self.meta_path: Path | None = None
+        self.snapshot_id: str | None = None
+        # Searches in this group now (FaceIndex.reading), and whether it was replaced: its files
+        # are closed only once the last of them ends.
+        self.readers = 0
+        self.retired = False
 
     def __len__(self) -> int:
         return len(self._face_ids)
@@ -346,7 +354,7 @@ class GroupIndex:
 
     def save(self, header: dict[str, Any]) -> None:
         """Write the snapshot of these rows (snapshot.py); the caller holds the lock."""
-        assert self.meta_path is not None and self.stamp is not None
+        assert self.meta_path is not None
         count = len(self._face_ids)
         present, owners = np.unique(self._owner[:count], return_inverse=True)
         arrays: dict[str, NDArray[Any]] = {
@@ -356,15 +364,17 @@ class GroupIndex:
             "owner": owners.astype(np.int32),
             **{f"codes{block}": codes for block, codes in enumerate(self._blocks)},
         }
+        snapshot_id = uuid.uuid4().hex
         header = {
             **header,
-            "stamp": self.stamp,
+            "id": snapshot_id,
             "count": count,
             "blocks": len(self._blocks),
             "rows_crc": self._file.checksums(count),
         }
         snapshot.write(self.meta_path, header, arrays)
         self.saved = True
+        self.snapshot_id = snapshot_id
 
     def restore(self, header: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
         """Take the rows of a snapshot whose header the caller has matched to the store."""
@@ -390,8 +400,8 @@ class GroupIndex:
         if count:
             self._norm_max = float(self._norm[:count].max())
             self._residual_max = float(self._residual[:count].max())
-        self.stamp = int(header["stamp"])
         self.saved = True
+        self.snapshot_id = str(header["id"])
 
     def close(self) -> None:
         self._file.close()
@@ -426,11 +436,19 @@ def _claim(directory: Path) -> int | None:
 
 
 class FaceIndex:
-    """All groups of all apps, keyed by (app_id, group_id), for one embedding model.
+    """All groups of all apps, keyed by (app_id, group_id), for one embedding model, and how far it
+    follows the store's change feed: `applied[app]` is the last of the app's change numbers the
+    groups hold (every earlier one too), `epoch` the database's (store/writes.py).
 
-    With a `directory`, each group's float32 rows are a file there and a snapshot beside them lets
-    a restart skip rebuilding the groups that did not change (snapshot.py); without one (tests,
-    tools), the rows go to unnamed temporary files.
+    With a `directory`, each group's float32 rows are a file there, and a snapshot beside them lets
+    a restart skip reading the group again (snapshot.py): a snapshot names the epoch and the app's
+    change number it holds, and a start applies to it only the changes logged since. Without one
+    (tests, tools), the rows go to unnamed temporary files.
+
+    Versions: a search holds its group (`reading`) from start to end. A write changes a group in
+    place under the group's lock, so a search sees the group as it was before or after a write, never
+    between; a rebuild makes a new group and swaps it in, and the old one's files are closed only
+    after its last search ends.
     """
 
     def __init__(
@@ -439,6 +457,8 @@ class FaceIndex:
         self.model = model
         self.dim = dim
         self.directory = directory
+        self.epoch: str | None = None
+        self.applied: dict[str, int] = {}
         self._lock_file: int | None = None
         if directory is not None:
             self._lock_file = _claim(directory)
@@ -455,6 +475,29 @@ class FaceIndex:
 
     def group(self, app_id: str, group_id: str) -> GroupIndex | None:
         return self._groups.get((app_id, group_id))
+
+    @contextmanager
+    def reading(self, app_id: str, group_id: str) -> Iterator[GroupIndex | None]:
+        """The group as one version for the whole of a search: held, and locked against writes."""
+        with self._lock:
+            group = self._groups.get((app_id, group_id))
+            if group is not None:
+                group.readers += 1
+        if group is None:
+            yield None
+            return
+        try:
+            with group.lock:
+                yield group
+        finally:
+            with self._lock:
+                group.readers -= 1
+                last = group.retired and group.readers == 0
+            if last:
+                group.close()
+
+    def apps(self) -> set[str]:
+        return {app_id for app_id, _ in list(self._groups)}
 
     def _paths(self, key: tuple[str, str]) -> tuple[Path, Path] | None:
         if self.directory is None:
@@ -490,64 +533,107 @@ class FaceIndex:
             "group_id": key[1],
         }
 
+    # Start-up ---------------------------------------------------------------------------------------
+
     def open(self, store: FaceStore) -> int:
-        """Load every group at start-up: from its snapshot where that matches the store's change
-        stamp and its checksums, from the store otherwise (and then snapshot it). Returns the
-        number of faces loaded."""
-        # Stamps first: a write landing between the two reads leaves a stamp older than the rows,
-        # which only makes the next start rebuild that group.
-        stamps = store.face_stamps()
-        why = {key: reason for key, stamp in stamps.items() if (reason := self._restore(key, stamp))}
-        if why:
-            # Counting faces per group reads the whole faces table: only when something is rebuilt.
+        """Load every group at start-up: from its snapshot, brought up to the store's change numbers
+        by the changes logged since it was taken, where the log still holds them and the epoch is
+        the store's; from the store's faces otherwise (and then snapshot it). Returns the number of
+        faces loaded. The numbers are read first: a write landing during the load is applied again
+        by the change feed's follower, which is harmless (an add replaces its face id, a removal of
+        an absent face does nothing)."""
+        state = store.feed_state()
+        vouchers = self._vouchers(state.epoch)
+        why: dict[tuple[str, str], str] = {}
+        for key in store.registered_keys():
+            reason = self._restore(store, key, state, vouchers)
+            if reason:
+                why[key] = reason
+        if why or not self._groups:
+            # Counting faces per group reads the whole faces table: only when something is rebuilt
+            # (or nothing was restored: then a group with faces that was never registered, written
+            # around the write path, is found too).
             sizes = store.group_sizes(self.model)
-            stale = {key: sizes[key] for key in why if key in sizes}
-            for key in set(sizes) - set(stamps):  # not stamped: never trusted, always rebuilt
-                stale[key] = sizes[key]
+            stale = {key: sizes[key] for key in sizes if key not in self._groups}
             for key in stale:
-                reason = why.get(key, "no change stamp")
-                logger.info("face index: rebuilding group %s of app %s (%s)", key[1], key[0], reason)
+                logger.info(
+                    "face index: rebuilding group %s of app %s (%s)",
+                    key[1],
+                    key[0],
+                    why.get(key, "no snapshot"),
+                )
             if stale:
-                self._rebuild(store, stale, stamps, total=sum(sizes.values()))
+                self._rebuild(store, stale, total=sum(sizes.values()))
+            # Groups with no face of this model: empty, snapshotted too, so the next start need not
+            # count every group's faces to learn that again.
+            for key in why.keys() - sizes.keys():
+                self._groups[key] = self._new_group(key)
+        self.epoch = state.epoch
+        self.applied = dict(state.numbers)
+        for key, group in list(self._groups.items()):
+            with group.lock:
+                self._save(key, group)
         self._remove_orphans()
         return self.face_count()
 
-    def _restore(self, key: tuple[str, str], stamp: int) -> str | None:
-        """Load a group from its snapshot; None when it did, else why not. (A group with no faces
-        of this model has no snapshot either: the caller knows which groups hold faces.)"""
+    def _vouchers(self, epoch: str) -> dict[str, tuple[str, int]]:
+        """What the last clean shutdown said: snapshot file -> (its id, a later change number that
+        it still holds, because no change up to that number touched its group)."""
+        if self.directory is None:
+            return {}
+        try:
+            saved = json.loads((self.directory / VOUCHERS).read_text())
+            if saved.get("epoch") != epoch:
+                return {}
+            return {
+                name: (str(entry["id"]), int(entry["sequence"])) for name, entry in saved["groups"].items()
+            }
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def _restore(
+        self,
+        store: FaceStore,
+        key: tuple[str, str],
+        state: FeedState,
+        vouchers: dict[str, tuple[str, int]],
+    ) -> str | None:
+        """Load a group from its snapshot and the changes logged since; None when it did, else why
+        not."""
         paths = self._paths(key)
         if paths is None:
             return "no index directory"
         group = self._new_group(key, keep_files=True)
         try:
             header, arrays = snapshot.read(paths[1], mapped="codes")
-            expected = {**self._header(key), "stamp": stamp}
+            expected = {**self._header(key), "epoch": state.epoch}
             if {name: header.get(name) for name in expected} != expected:
-                raise snapshot.SnapshotError("made for another model or another state of the store")
+                raise snapshot.SnapshotError("made for another model or another database")
+            held = int(header["sequence"])
+            voucher = vouchers.get(paths[1].name)
+            if voucher is not None and voucher[0] == header.get("id"):
+                held = max(held, voucher[1])
+            latest = state.numbers.get(key[0], 0)
+            if held > latest:
+                raise snapshot.SnapshotError("newer than the database (a restore?)")
+            if held < state.pruned.get(key[0], 0):
+                raise snapshot.SnapshotError("older than the changes the database still logs")
             group.restore(header, arrays)
+            if held < latest:
+                _apply_to(group, store.group_changes(key[0], key[1], held, latest), self.model)
         except snapshot.SnapshotError as exc:
             group.close()
             return str(exc)
         self._groups[key] = group
         return None
 
-    def _rebuild(
-        self,
-        store: FaceStore,
-        stale: dict[tuple[str, str], int],
-        stamps: dict[tuple[str, str], int],
-        total: int,
-    ) -> None:
+    def _rebuild(self, store: FaceStore, stale: dict[tuple[str, str], int], total: int) -> None:
         # One sequential scan when most faces need it, else each stale group through its index.
         if sum(stale.values()) * 2 >= total:
-            self.load(store.embeddings(self.model), stale, only=set(stale))
+            self.load(store.embeddings(self.model), stale)
         else:
             for key in stale:
                 self.load(store.group_embeddings(self.model, *key), {key: stale[key]})
-        for key in stale:
-            group = self._groups[key]
-            group.stamp = stamps.get(key)
-            self._save(key, group)
 
     def _remove_orphans(self) -> None:
         """Files of groups that no longer hold faces of this model (deleted, or another model's)."""
@@ -599,72 +685,102 @@ class FaceIndex:
             flush(key)
         return loaded
 
+    # Following the store ----------------------------------------------------------------------------
+
     def apply(self, changes: FaceChanges) -> None:
-        touched = set()
+        """One committed change, in place. OSError (a full disk under the rows files) leaves the
+        groups it touched unlike the store: the caller must rebuild the app (sync.py)."""
         for app_id, group_id, face_id in changes.removed:
             group = self.group(app_id, group_id)
             if group is not None:
                 with group.lock:
                     group.remove(face_id)
-                touched.add((app_id, group_id))
         for face in changes.added:
             if face.model == self.model:
                 group = self._group_for_write(face.app_id, face.group_id)
                 with group.lock:
                     group.add(face.face_id, face.uid, face.embedding)
-                touched.add((face.app_id, face.group_id))
-        for key in touched:
-            group = self._groups[key]
-            with group.lock:
-                group.stamp = changes.stamps.get(key)
 
-    def reload_app(self, store: FaceStore, app_id: str) -> None:
-        """Build every group of one app again from the store: how a node catches up when the
-        changes it missed are no longer logged. Searches already in a replaced group finish in it."""
+    def build_app(self, store: FaceStore, app_id: str) -> dict[tuple[str, str], GroupIndex]:
+        """Every group of one app built anew from the store's faces, beside the groups in use: how
+        an app is brought back after its index went wrong or its changes are no longer logged.
+        (Their rows go to unnamed files: the groups they replace may still be read.)"""
         sizes = {key: size for key, size in store.group_sizes(self.model).items() if key[0] == app_id}
-        for key in sizes:
-            with self._lock:
-                old = self._groups.get(key)
-            # Built beside the old group, then swapped: readers never see it half loaded. (Its rows
-            # go to unnamed files: on a shared database there are no snapshots to keep.)
-            fresh = GroupIndex(self.dim, self._pass)
-            fresh._reserve(sizes[key])
-            self._fill(store.group_embeddings(self.model, *key), {key: fresh})
-            self._swap(key, fresh, old)
-        for key in [key for key in list(self._groups) if key[0] == app_id and key not in sizes]:
-            self._swap(key, None, self._groups.get(key))
+        fresh: dict[tuple[str, str], GroupIndex] = {}
+        try:
+            for key, size in sizes.items():
+                group = fresh[key] = GroupIndex(self.dim, self._pass)
+                group._reserve(size)
+                self._fill(store.group_embeddings(self.model, *key), {key: group})
+        except BaseException:
+            for group in fresh.values():
+                group.close()
+            raise
+        return fresh
 
-    def _swap(self, key: tuple[str, str], fresh: GroupIndex | None, old: GroupIndex | None) -> None:
+    def swap_app(self, app_id: str, fresh: dict[tuple[str, str], GroupIndex]) -> None:
+        """Make `fresh` the app's groups, at once; searches already in a replaced group finish in
+        it, and its files close after the last of them."""
         with self._lock:
-            if fresh is None:
-                self._groups.pop(key, None)
-            else:
-                self._groups[key] = fresh
-        if old is not None:
-            with old.lock:
-                old.close()
+            old = [key for key in self._groups if key[0] == app_id]
+            retired = [self._groups.pop(key) for key in old]
+            self._groups.update(fresh)
+            closing = []
+            for group in retired:
+                group.retired = True
+                if group.readers == 0:
+                    closing.append(group)
+        for group in closing:
+            with group.lock:
+                group.close()
+
+    # Shutdown ---------------------------------------------------------------------------------------
 
     def _save(self, key: tuple[str, str], group: GroupIndex) -> None:
-        if group.meta_path is None or group.stamp is None or group.saved:
+        if group.meta_path is None or group.saved or self.epoch is None:
             return
         try:
-            group.save(self._header(key))
+            group.save({**self._header(key), "epoch": self.epoch, "sequence": self.applied.get(key[0], 0)})
         except OSError:
             # A snapshot only saves time at the next start; without it that start rebuilds.
             logger.exception("face index: could not snapshot group %s of app %s", key[1], key[0])
 
-    def save(self) -> None:
-        """Snapshot every group changed since its last snapshot, for a quick next start."""
+    def save(self, unsound: frozenset[str] | set[str] = frozenset()) -> None:
+        """Snapshot every group changed since its last snapshot, and vouch that each unchanged one
+        still holds the app's latest applied number, for a quick next start. The caller holds every
+        app's write lock; `unsound`: apps whose groups may differ from the store (left out, their
+        snapshots deleted)."""
+        if self.directory is None or self.epoch is None:
+            return
+        vouchers: dict[str, dict[str, Any]] = {}
         for key, group in list(self._groups.items()):
             with group.lock:
+                if key[0] in unsound:
+                    group._changing()
+                    continue
                 self._save(key, group)
+                if group.saved and group.meta_path is not None:
+                    vouchers[group.meta_path.name] = {
+                        "id": group.snapshot_id,
+                        "sequence": self.applied.get(key[0], 0),
+                    }
+        temporary = self.directory / (VOUCHERS + ".tmp")
+        try:
+            temporary.write_text(json.dumps({"epoch": self.epoch, "groups": vouchers}))
+            temporary.replace(self.directory / VOUCHERS)
+        except OSError:
+            logger.exception("face index: could not write %s", VOUCHERS)
 
     def close(self) -> None:
-        for group in self._groups.values():
+        with self._lock:
+            groups, self._groups = list(self._groups.values()), {}
+        for group in groups:
             group.close()
         if self._lock_file is not None:
             os.close(self._lock_file)
             self._lock_file = None
+
+    # Inspection -------------------------------------------------------------------------------------
 
     def contents(self) -> dict[tuple[str, str], dict[int, str]]:
         """(app_id, group_id) -> {face_id: uid} for every non-empty group."""
@@ -676,7 +792,7 @@ class FaceIndex:
         return found
 
     def face_count(self) -> int:
-        return sum(len(group) for group in self._groups.values())
+        return sum(len(group) for group in list(self._groups.values()))
 
     def faces_per_app(self) -> dict[str, int]:
         """How many faces each app's groups hold: what /metrics shows, counts only."""
@@ -684,3 +800,12 @@ class FaceIndex:
         for (app_id, _), group in list(self._groups.items()):
             counts[app_id] = counts.get(app_id, 0) + len(group)
         return counts
+
+
+def _apply_to(group: GroupIndex, changes: FaceChanges, model: str) -> None:
+    """A group's logged changes (store group_changes), on a group no one else sees yet."""
+    for _, _, face_id in changes.removed:
+        group.remove(face_id)
+    for face in changes.added:
+        if face.model == model:
+            group.add(face.face_id, face.uid, face.embedding)

@@ -1,12 +1,11 @@
 """The face library's operations, in Baidu v2's terms, over a store and an in-memory index.
 
-Order of a write: embed the photos (no lock held), then, under the app's write lock, commit to the
-store (one transaction) and update the index, and only then answer. So a face is searchable by the
-very next request after its add returns, and a crash between commit and answer loses no acknowledged
-face. The lock makes commit and index update one step: without it, two writes to the same user could
-reach the index in the other order than they committed, and a deleted face would stay searchable.
-On a store shared by several nodes (PostgreSQL), sync.py also applies the other nodes' writes, under
-the same lock.
+Order of a write: embed the photos (no lock held), commit to the store (one transaction, numbered in
+the store's change feed, store/writes.py), then apply the change to the index (sync.py), and only
+then answer. So a face is searchable by the very next request after its add returns, and a crash
+between commit and answer loses no acknowledged face. No lock of this module is held while the store
+commits: the change numbers, not a lock, put the writes into the index in the order they committed,
+and the same follower applies the writes of other processes (`renlian import`, other nodes).
 """
 
 from __future__ import annotations
@@ -15,10 +14,7 @@ import hashlib
 import logging
 import os
 import re
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -28,7 +24,7 @@ from numpy.typing import NDArray
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.index import FaceIndex, UserHit
 from renlian.library.sync import IndexSync
-from renlian.store.base import ChangeFeed, FaceChanges, FaceStore, NewFace, UserRecord
+from renlian.store.base import FaceChanges, FaceStore, NewFace, UserRecord
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.image import BGRImage
 
@@ -84,15 +80,7 @@ def crop_jpeg(aligned: BGRImage) -> bytes:
     return bytes(jpeg.tobytes())
 
 
-@dataclass(frozen=True)
-class LoadedIndex:
-    index: FaceIndex
-    # A shared store's change numbers (ChangeFeed), read before the index was: where following
-    # the other nodes' writes starts from (sync.py). Empty for any other store.
-    numbers: dict[str, int]
-
-
-def load_index(store: FaceStore, model: str, dim: int, *, search_threads: int | None = None) -> LoadedIndex:
+def load_index(store: FaceStore, model: str, dim: int, *, search_threads: int | None = None) -> FaceIndex:
     """Load the search index of the faces `model` embedded. It needs no model loaded, so the server
     does it while the models load, and starts in about the longer of the two times."""
     where = store.snapshot_dir()
@@ -102,7 +90,6 @@ def load_index(store: FaceStore, model: str, dim: int, *, search_threads: int | 
         where / model if where is not None else None,
         threads=search_threads or min(2, os.cpu_count() or 1),
     )
-    numbers = store.sequences() if isinstance(store, ChangeFeed) else {}
     started = time.perf_counter()
     loaded = index.open(store)
     logger.info("face index: %d faces loaded in %.2f s", loaded, time.perf_counter() - started)
@@ -111,7 +98,7 @@ def load_index(store: FaceStore, model: str, dim: int, *, search_threads: int | 
         logger.warning(
             "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
         )
-    return LoadedIndex(index, numbers)
+    return index
 
 
 @dataclass(frozen=True)
@@ -130,79 +117,70 @@ class FaceLibrary:
         max_group_faces: int = MAX_GROUP_FACES,
         search_threads: int | None = None,
         *,
-        follow: bool = True,
+        searchable: bool = True,
         poll_seconds: float = 0.2,
         max_lag_seconds: float = 1.0,
-        loaded: LoadedIndex | None = None,
+        lock_timeout: float = 5.0,
+        index: FaceIndex | None = None,
     ) -> None:
         """`search_threads`: the first pass's threads (the server's threads per worker; by default
-        two, or one on one core). On a store that other nodes write (a ChangeFeed), `follow` keeps
-        the index equal to it (sync.py, with its poll interval and its freshness promise); a
-        one-off command that only writes passes False. `loaded`: the index, if load_index already
-        read it (the server does so while the models load); by default it is loaded here."""
+        two, or one on one core). A searchable library keeps an index equal to the store by following
+        its change feed (sync.py, with its poll interval, its freshness promise and the bound on any
+        wait for an app's write lock); a command that only writes (`renlian import`) passes
+        searchable=False and loads no index: a running server picks its writes up from the feed.
+        `index`: the index, if load_index already read it (the server does so while the models
+        load); by default it is loaded here."""
         self.store = store
         self.analyzer = analyzer
         self.max_group_faces = max_group_faces
-        self._write_locks: dict[str, threading.Lock] = {}
-        self._write_locks_lock = threading.Lock()
+        self.sync: IndexSync | None = None
+        if not searchable:
+            return
         embedder = analyzer.embedder
-        if loaded is None:
-            loaded = load_index(store, embedder.name, embedder.dim, search_threads=search_threads)
-        elif (loaded.index.model, loaded.index.dim) != (embedder.name, embedder.dim):
+        if index is None:
+            index = load_index(store, embedder.name, embedder.dim, search_threads=search_threads)
+        elif (index.model, index.dim) != (embedder.name, embedder.dim):
             raise ValueError(
-                f"the index was loaded for {loaded.index.model} ({loaded.index.dim}-d), "
+                f"the index was loaded for {index.model} ({index.dim}-d), "
                 f"the analyzer embeds with {embedder.name} ({embedder.dim}-d)"
             )
-        self.index = loaded.index
-        self.sync: IndexSync | None = None
-        feed = store if follow and isinstance(store, ChangeFeed) else None
-        if feed is not None:
-            self.sync = IndexSync(
-                self.index,
-                store,
-                feed,
-                self._writing,
-                poll_seconds=poll_seconds,
-                max_lag_seconds=max_lag_seconds,
-            )
-            self.sync.start(loaded.numbers)
+        self.sync = IndexSync(
+            index,
+            store,
+            poll_seconds=poll_seconds,
+            max_lag_seconds=max_lag_seconds,
+            lock_timeout=lock_timeout,
+        )
+        self.sync.start()
+
+    @property
+    def index(self) -> FaceIndex:
+        if self.sync is None:
+            raise RuntimeError("this library was opened to write only; it has no search index")
+        return self.sync.index
 
     def close(self) -> None:
         """Snapshot the groups that changed since start-up, so that the next start loads them
         rather than rebuilding them from the store, and let go of the index's files. Call it once
         nothing searches or writes any more."""
-        if self.sync is not None:
-            self.sync.stop()
-        with self._write_locks_lock:
-            locks = list(self._write_locks.values())
-        for lock in locks:
-            lock.acquire()
-        try:
-            self.index.save()
-        finally:
-            for lock in locks:
-                lock.release()
+        if self.sync is None:
+            return
+        self.sync.stop()
+        with self.sync.all_writes_held() as unsound:
+            self.index.save(unsound)
         self.index.close()
 
-    @contextmanager
-    def _writing(self, app_id: str) -> Iterator[None]:
-        """Commit and index update of one write, as one step for the app's library (module doc)."""
-        with self._write_locks_lock:
-            lock = self._write_locks.setdefault(app_id, threading.Lock())
-        with lock:
-            yield
-
     def _committed(self, app_id: str, changes: FaceChanges) -> None:
-        """Bring the index up to a write this node committed. The caller holds the app's lock."""
+        """Bring the index up to a write this process committed, before it is answered."""
         if self.sync is not None:
             self.sync.wrote(app_id, changes)
-        else:
-            self.index.apply(changes)
 
-    def _searching(self) -> None:
-        """Refuse (216300) to search an index not known to hold every acknowledged write."""
-        if self.sync is not None:
-            self.sync.check()
+    def _searching(self, app_id: str) -> FaceIndex:
+        """The index, once it is known to hold every acknowledged write of the app (216300 else)."""
+        if self.sync is None:
+            raise RuntimeError("this library was opened to write only; it has no search index")
+        self.sync.check(app_id)
+        return self.sync.index
 
     def enrolment_face(self, data: bytes, pixels: BGRImage) -> NewFace:
         """What the library keeps of a photo: its file's checksum (what "the same image" means), its
@@ -223,21 +201,20 @@ class FaceLibrary:
         require_existing: bool,
         unique_in_group: bool = False,
     ) -> None:
-        with self._writing(app_id):
-            self._committed(
+        self._committed(
+            app_id,
+            self.store.enrol(
                 app_id,
-                self.store.enrol(
-                    app_id,
-                    uid,
-                    user_info,
-                    groups,
-                    faces,
-                    replace=replace,
-                    require_existing=require_existing,
-                    max_group_faces=self.max_group_faces,
-                    unique_in_group=unique_in_group,
-                ),
-            )
+                uid,
+                user_info,
+                groups,
+                faces,
+                replace=replace,
+                require_existing=require_existing,
+                max_group_faces=self.max_group_faces,
+                unique_in_group=unique_in_group,
+            ),
+        )
 
     def update(
         self,
@@ -259,16 +236,13 @@ class FaceLibrary:
         self.add(app_id, uid, user_info, groups, faces, replace=True, require_existing=not create)
 
     def delete(self, app_id: str, uid: str, groups: list[str] | None) -> None:
-        with self._writing(app_id):
-            self._committed(app_id, self.store.delete_user(app_id, uid, groups))
+        self._committed(app_id, self.store.delete_user(app_id, uid, groups))
 
     def copy(self, app_id: str, uid: str, source: str, targets: list[str]) -> None:
-        with self._writing(app_id):
-            self._committed(app_id, self.store.copy_user(app_id, uid, source, targets, self.max_group_faces))
+        self._committed(app_id, self.store.copy_user(app_id, uid, source, targets, self.max_group_faces))
 
     def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> None:
-        with self._writing(app_id):
-            self._committed(app_id, self.store.remove_from_groups(app_id, uid, groups))
+        self._committed(app_id, self.store.remove_from_groups(app_id, uid, groups))
 
     def user(self, app_id: str, uid: str) -> list[UserRecord]:
         records = self.store.user(app_id, uid)
@@ -278,9 +252,8 @@ class FaceLibrary:
 
     def group_exists_in_index(self, app_id: str, group: str) -> bool:
         """Whether the index holds at least one searchable face of the group."""
-        self._searching()
-        index = self.index.group(app_id, group)
-        return index is not None and len(index) > 0
+        with self._searching(app_id).reading(app_id, group) as index:
+            return index is not None and len(index) > 0
 
     def search_embeddings(
         self,
@@ -295,14 +268,13 @@ class FaceLibrary:
         across `groups`, ranked by their best face's score; each group's faces are read once for all
         probes. Groups the index does not hold are skipped (the caller checks existence). With
         `only_uid`, only that uid's faces are compared."""
-        self._searching()
+        searched = self._searching(app_id)
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         found: list[list[tuple[str, UserHit]]] = [[] for _ in range(len(queries))]
         for group in groups:
-            index = self.index.group(app_id, group)
-            if index is None:
-                continue
-            with index.lock:
+            with searched.reading(app_id, group) as index:
+                if index is None:
+                    continue
                 if only_uid is None:
                     per_probe = index.search_many(queries, users, faces_per_user)
                 else:
@@ -341,12 +313,11 @@ class FaceLibrary:
         """Cosines of the uid's faces in `groups` against the photo's largest face, best first, and
         that face's liveness score if asked for."""
         query, live = self.analyzer.probe(pixels, liveness=liveness)
-        self._searching()
+        searched = self._searching(app_id)
         scores: list[float] = []
         for group in groups:
-            index = self.index.group(app_id, group)
-            if index is not None:
-                with index.lock:
+            with searched.reading(app_id, group) as index:
+                if index is not None:
                     scores.extend(index.user_scores_many(query[None, :], uid)[0])
         if not scores:
             raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in {','.join(groups)}")
@@ -369,19 +340,16 @@ class FaceLibrary:
 
     def copy_into_existing(self, app_id: str, uid: str, source: str, target: str) -> None:
         """v3 user/copy: like `copy`, but the target group must already exist."""
-        with self._writing(app_id):
-            changes = self.store.copy_user(
-                app_id, uid, source, [target], self.max_group_faces, targets_must_exist=True
-            )
-            self._committed(app_id, changes)
+        changes = self.store.copy_user(
+            app_id, uid, source, [target], self.max_group_faces, targets_must_exist=True
+        )
+        self._committed(app_id, changes)
 
     def add_group(self, app_id: str, group: str) -> None:
-        self.store.add_group(app_id, group)
+        self.store.add_group(app_id, group)  # a numbered change that moves no face: nothing to apply
 
     def delete_group(self, app_id: str, group: str) -> None:
-        with self._writing(app_id):
-            self._committed(app_id, self.store.delete_group(app_id, group))
+        self._committed(app_id, self.store.delete_group(app_id, group))
 
     def delete_face(self, app_id: str, group: str, uid: str, token: str) -> None:
-        with self._writing(app_id):
-            self._committed(app_id, self.store.delete_face(app_id, group, uid, token))
+        self._committed(app_id, self.store.delete_face(app_id, group, uid, token))

@@ -8,6 +8,7 @@ that the rows a re-rank touched do not stay mapped and counted in the process's 
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import zlib
@@ -22,6 +23,10 @@ from numpy.typing import NDArray
 CHECK_CHUNK = 8 << 20
 # A read this small is one pread, whatever rows it is for.
 SPAN_BYTES = 4 << 20
+# A fault hook for the tests (docs/library.md): while a file exists at the path this variable names,
+# every write to a rows file fails as on a full disk, so that what follows such a failure is tested
+# on a real server.
+FAULT_FULL_ENV = "RENLIAN_FAULT_ROWS_FULL"
 
 
 class RowFile:
@@ -42,6 +47,9 @@ class RowFile:
 
     def write(self, start: int, vectors: NDArray[np.float32]) -> None:
         """Rows start, start + 1, ... from `vectors` (n x dim)."""
+        flag = os.environ.get(FAULT_FULL_ENV)
+        if flag and os.path.exists(flag):
+            raise OSError(errno.ENOSPC, f"No space left on device ({FAULT_FULL_ENV})")
         data = np.ascontiguousarray(vectors, dtype="<f4")
         written = os.pwrite(self._fd, data.data, start * self.row_bytes)
         if written != data.nbytes:

@@ -1,20 +1,25 @@
-"""Keeping a node's index equal to a shared database's faces: the fleet on PostgreSQL.
+"""Keeping a process's search index equal to the store: the follower of the change feed.
 
-Every node holds the whole exact index in memory. The store numbers each app's face writes in commit
-order and announces each one (store/postgres.py, "change feed"); this module applies them:
+The store numbers each app's face writes in commit order and logs what each one did
+(store/writes.py), whichever process writes: this server, `renlian import` beside it, another node
+of a fleet on PostgreSQL. This module applies them, on SQLite as on PostgreSQL:
 
-- the writing node applies its own write before answering (read-your-writes), as with SQLite;
-- every other node hears the announcement (LISTEN) and reads the write's changes from the log;
-- every `poll_seconds` the node also reads every app's latest number on the same connection and
-  catches up on any app it is behind: a lost announcement costs at most one poll;
-- changes of one app are applied in number order, under the library's write lock for the app, so
-  they reach the index in the order they committed. A node whose missing numbers are no longer
-  logged (away for longer than the log keeps them) reloads that app's groups from the faces.
+- the writing process applies its own write before answering (read-your-writes); if an earlier
+  number is not applied yet (another thread's or process's write), it applies the log up to its own;
+- every `poll_seconds` the follower reads the epoch and every app's latest number on a connection
+  of its own (PostgreSQL also announces each commit, so a node usually hears it at once) and applies
+  what it has not, in number order, under the app's write lock;
+- a node never rebuilds an app because a write advanced it: a number at or below the applied one is
+  simply already held. It rebuilds an app only when the log no longer holds the changes it misses
+  (pruned), when applying a change failed (a full disk under the rows files: the groups may differ
+  from the store), or when the database's epoch changed (another database, or a restore); the app
+  is refused meanwhile, and the rebuild runs on a thread of its own, so no other app waits for it.
 
-Freshness: a poll that started at time t and found nothing left to apply proves the index holds
-every write committed before t. A node whose last such proof is older than `max_lag_seconds` (the
-database unreachable, the listener reconnecting) does not search: it answers 216300 (v3: 222302),
-which a client may retry, rather than miss a face that another node acknowledged.
+Freshness, per app: a poll that started at time t and left an app with nothing to apply proves the
+app's index holds every write committed before t. An app whose last proof is older than
+`max_lag_seconds` (the database unreachable, the app's lock held by a long write, the app being
+rebuilt) does not search: it answers 216300 (v3: 222302), which a client may retry, rather than miss
+a face that another process acknowledged. Other apps go on searching.
 """
 
 from __future__ import annotations
@@ -23,21 +28,22 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.index import FaceIndex
-from renlian.store.base import ChangeFeed, ChangeListener, FaceChanges, FaceStore
+from renlian.store.base import ChangeListener, FaceChanges, FaceStore, FeedState
 
 logger = logging.getLogger("renlian.sync")
 
-# Changes read from the log at a time: a catch-up after a long absence holds this many in memory.
-CATCH_UP_BATCH = 500
-# How long the log keeps changes, and how often a node prunes it.
+# How long the log keeps changes (by their commit time, whole changes at a time), how many of each
+# app's last changes it keeps whatever their age, and how often a process prunes it.
 LOG_KEEP_SECONDS = 3600.0
+LOG_KEEP_CHANGES = 10_000
 PRUNE_EVERY_SECONDS = 60.0
 RECONNECT_PAUSE_SECONDS = 0.5
+# A rebuild that failed (the disk still full, the database away) is tried again after this long.
+REBUILD_RETRY_SECONDS = 1.0
 
 
 class IndexSync:
@@ -45,100 +51,159 @@ class IndexSync:
         self,
         index: FaceIndex,
         store: FaceStore,
-        feed: ChangeFeed,
-        writing: Callable[[str], AbstractContextManager[None]],
         *,
         poll_seconds: float,
         max_lag_seconds: float,
+        lock_timeout: float,
     ) -> None:
-        """`writing(app_id)`: the library's write lock of an app, held while its changes apply."""
+        """`lock_timeout`: the longest anything waits for an app's write lock before 216300."""
         self.index = index
         self.store = store
-        self.feed = feed
-        self.writing = writing
         self.poll_seconds = poll_seconds
         self.max_lag_seconds = max_lag_seconds
-        self.applied: dict[str, int] = {}
+        self.lock_timeout = lock_timeout
         self.applied_changes = 0
         self.reloads = 0
-        self._confirmed_at = float("-inf")
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        # Per app, when it was last proven current; apps with no number yet are current as of the
+        # last poll (nothing was ever written to them).
+        self._confirmed: dict[str, float] = {}
+        self._numbered: set[str] = set()
+        self._polled_at = float("-inf")
+        # Apps whose groups may differ from the store: refused until rebuilt.
+        self._unsound: set[str] = set()
+        self._epoch_changed = False
+        self._rebuild_wanted = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._listener: ChangeListener | None = None
 
     # Start-up and shutdown --------------------------------------------------------------------------
 
-    def start(self, numbers_before_load: dict[str, int]) -> None:
-        """Follow the database from here: `numbers_before_load` are the sequences read before the
-        index was loaded, so that changes committed during the load are applied again (harmless:
-        an add replaces its face id, a removal of an absent face does nothing). Catches up once
-        before returning, so a node is current when it reports healthy."""
-        self.applied = dict(numbers_before_load)
-        self._listener = self.feed.listen()
+    def start(self) -> None:
+        """Follow the store from the numbers the index was loaded at. Polls once before returning,
+        so a server is current when it reports healthy."""
+        self._listener = self.store.listen()
         self._poll(self._listener)
-        self._thread = threading.Thread(target=self._run, name="renlian-index-sync", daemon=True)
-        self._thread.start()
+        for target, name in ((self._follow, "renlian-index-sync"), (self._rebuild, "renlian-index-rebuild")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._rebuild_wanted.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
         if self._listener is not None:
-            self._listener.close()
+            with contextlib.suppress(Exception):
+                self._listener.close()
             self._listener = None
 
-    # The writing node -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, app_id: str, timeout: float | None = None) -> Iterator[None]:
+        """The app's write lock: its changes reach the index one at a time, in number order. Bounded:
+        a wait past `timeout` (by default `lock_timeout`) answers 216300 rather than hold a request
+        without end."""
+        with self._locks_lock:
+            lock = self._locks.setdefault(app_id, threading.Lock())
+        if not lock.acquire(timeout=self.lock_timeout if timeout is None else timeout):
+            raise FaceApiError(ErrorCode.DB_ERROR, "the face library is busy (its index is being updated)")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    @contextlib.contextmanager
+    def all_writes_held(self) -> Iterator[set[str]]:
+        """Every app's write lock (shutdown's snapshot); yields the apps that are not sound."""
+        with self._locks_lock:
+            locks = list(self._locks.values())
+        for lock in locks:
+            lock.acquire()
+        try:
+            yield set(self._unsound)
+        finally:
+            for lock in locks:
+                lock.release()
+
+    # The writing process ----------------------------------------------------------------------------
 
     def wrote(self, app_id: str, changes: FaceChanges) -> None:
-        """Apply this node's own committed write. The caller holds the app's write lock."""
-        if changes.sequence is None:  # nothing changed, nothing numbered
+        """Apply a write this process committed, before it is answered. It never fails the write:
+        the change is in the store, and what this cannot apply the follower will (or the app is
+        refused until rebuilt)."""
+        assert changes.sequence is not None
+        try:
+            with self.writing(app_id):
+                self._wrote(app_id, changes)
+        except FaceApiError as exc:  # the app's lock held too long, or the log unreadable now
+            logger.warning(
+                "index sync: change %d of app %s is left to the follower: %s", changes.sequence, app_id, exc
+            )
+
+    def _wrote(self, app_id: str, changes: FaceChanges) -> None:
+        """wrote(), under the app's lock."""
+        assert changes.sequence is not None
+        if app_id in self._unsound:  # the rebuild under way reads the store after this commit
             return
-        if changes.sequence == self.applied.get(app_id, 0) + 1:
+        applied = self.index.applied.get(app_id, 0)
+        if changes.sequence == applied + 1:
             self._apply(app_id, changes)
-        else:  # another node's writes came first and are not applied yet: take them all in order
+        elif changes.sequence > applied:
             self._catch_up(app_id, changes.sequence)
 
     # Reading ----------------------------------------------------------------------------------------
 
-    def lag_seconds(self) -> float:
-        """Seconds since the index was last proven current."""
-        return time.monotonic() - self._confirmed_at
+    def lag_seconds(self, app_id: str | None = None) -> float:
+        """Seconds since the app's index (or, without one, every app's) was last proven current."""
+        if app_id is None:
+            apps = self._numbered | self._unsound
+            return max((self.lag_seconds(app) for app in apps), default=time.monotonic() - self._polled_at)
+        if app_id in self._unsound:
+            return float("inf")
+        confirmed = self._confirmed.get(app_id) if app_id in self._numbered else self._polled_at
+        return time.monotonic() - (confirmed if confirmed is not None else float("-inf"))
 
-    def check(self) -> None:
-        """216300 when the index is not known to be current within the promise (module doc)."""
-        lag = self.lag_seconds()
+    def check(self, app_id: str) -> None:
+        """216300 when the app's index is not known to be current within the promise (module doc)."""
+        if app_id in self._unsound:
+            raise FaceApiError(
+                ErrorCode.DB_ERROR, "this app's face index is being rebuilt from the store; try again shortly"
+            )
+        lag = self.lag_seconds(app_id)
         if lag > self.max_lag_seconds:
             seconds = f"{lag:.1f} s" if lag != float("inf") else "ever"
             raise FaceApiError(
                 ErrorCode.DB_ERROR,
                 "this node's face index is not known to be current "
-                f"(no check against the database for {seconds})",
+                f"(no check against the store for {seconds})",
             )
 
     # The follower -----------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _follow(self) -> None:
         last_prune = time.monotonic()
         failing = False
         while not self._stop.is_set():
             try:
                 if self._listener is None:
-                    self._listener = self.feed.listen()
-                    logger.info("index sync: listening to the database again")
+                    self._listener = self.store.listen()
+                    logger.info("index sync: following the store again")
                 listener = self._listener
                 self._poll(listener)
                 failing = False
                 while not self._stop.is_set():
-                    remaining = self._confirmed_at + self.poll_seconds - time.monotonic()
+                    remaining = self._polled_at + self.poll_seconds - time.monotonic()
                     if remaining <= 0:
                         break
                     heard = listener.wait(remaining)
-                    if heard is not None and heard[1] > self.applied.get(heard[0], 0):
-                        with self.writing(heard[0]):
-                            self._catch_up(*heard)
+                    if heard is not None:
+                        self._heard(*heard)
                 if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
                     last_prune = time.monotonic()
-                    self.feed.prune_changes(LOG_KEEP_SECONDS)
+                    self.store.prune_changes(LOG_KEEP_SECONDS, LOG_KEEP_CHANGES)
             except Exception as exc:  # the database went away: keep trying, never stop following
                 if not failing:
                     logger.warning("index sync: %s; searches answer 216300 until it is back", exc)
@@ -149,39 +214,103 @@ class IndexSync:
                     self._listener = None
                 self._stop.wait(RECONNECT_PAUSE_SECONDS)
 
+    def _heard(self, app_id: str, number: int) -> None:
+        if app_id in self._unsound or number <= self.index.applied.get(app_id, 0):
+            return
+        with contextlib.suppress(FaceApiError), self.writing(app_id, self.poll_seconds):
+            self._catch_up(app_id, number)  # (if the app is busy, the next poll takes it)
+
     def _poll(self, listener: ChangeListener) -> None:
         started = time.monotonic()
-        for app_id, number in listener.sequences().items():
-            if number != self.applied.get(app_id, 0):
-                with self.writing(app_id):
-                    self._catch_up(app_id, number)
-        self._confirmed_at = started
+        state = listener.state()
+        if state.epoch != self.index.epoch:
+            self._epoch_moved(state)
+            return
+        for app_id, number in state.numbers.items():
+            if app_id in self._unsound:
+                continue
+            # An app numbered for the first time was proven current (it had no write) by the last
+            # poll: that proof stands while this one may have to skip the app's busy lock.
+            self._confirmed.setdefault(app_id, self._polled_at)
+            if number > self.index.applied.get(app_id, 0):
+                # A short wait: an app busy with a long write must not hold up the other apps' proofs.
+                try:
+                    with self.writing(app_id, self.poll_seconds):
+                        self._catch_up(app_id, number)
+                except FaceApiError:  # busy: not proven current this time
+                    continue
+            if app_id not in self._unsound:
+                self._confirmed[app_id] = started
+        self._numbered = set(state.numbers)
+        self._polled_at = started
+
+    def _epoch_moved(self, state: FeedState) -> None:
+        """Another database, or this one restored: no number the index holds means anything there."""
+        if self._epoch_changed:  # a rebuild of every app is under way
+            return
+        logger.warning("index sync: the store's epoch changed (another database, or a restore)")
+        self._epoch_changed = True
+        self._unsound |= self.index.apps() | set(state.numbers)
+        self._rebuild_wanted.set()
 
     def _catch_up(self, app_id: str, target: int) -> None:
-        """Apply the app's changes up to `target`, in order. The caller holds the app's write lock."""
-        if target < self.applied.get(app_id, 0):  # the database went back (restored): start over
-            self._reload(app_id)
-        while self.applied.get(app_id, 0) < target:
-            after = self.applied.get(app_id, 0)
-            batch = self.feed.changes_since(app_id, after, CATCH_UP_BATCH)
+        """Apply the app's logged changes up to `target`, in order. The caller holds the app's lock."""
+        while self.index.applied.get(app_id, 0) < target and app_id not in self._unsound:
+            after = self.index.applied.get(app_id, 0)
+            batch = self.store.changes_since(app_id, after)
             if not batch or batch[0].sequence != after + 1:
-                self._reload(app_id)
-                continue
+                self._unsound_app(app_id, f"its changes after {after} are no longer logged")
+                return
             for changes in batch:
-                if changes.sequence != self.applied.get(app_id, 0) + 1:
-                    break  # a hole the log no longer covers: the next round reloads
                 self._apply(app_id, changes)
+                if app_id in self._unsound:
+                    return
 
     def _apply(self, app_id: str, changes: FaceChanges) -> None:
-        self.index.apply(changes)
-        self.applied[app_id] = changes.sequence or 0
+        try:
+            self.index.apply(changes)
+        except Exception:
+            logger.exception("index sync: change %s of app %s could not be applied", changes.sequence, app_id)
+            self._unsound_app(app_id, "a change could not be applied to its index")
+            return
+        self.index.applied[app_id] = changes.sequence or 0
         self.applied_changes += 1
 
-    def _reload(self, app_id: str) -> None:
-        """The changes are no longer logged: build the app's groups again from its faces. The number
-        is read first, so changes committed during the rebuild are applied again after it."""
-        number = self.feed.sequences().get(app_id, 0)
-        logger.info("index sync: reloading app %s from the database (its missed changes are pruned)", app_id)
-        self.index.reload_app(self.store, app_id)
-        self.applied[app_id] = number
-        self.reloads += 1
+    def _unsound_app(self, app_id: str, why: str) -> None:
+        logger.warning("index sync: app %s is refused until rebuilt: %s", app_id, why)
+        self._unsound.add(app_id)
+        self._rebuild_wanted.set()
+
+    # Rebuilding -------------------------------------------------------------------------------------
+
+    def _rebuild(self) -> None:
+        while not self._stop.is_set():
+            self._rebuild_wanted.wait()
+            self._rebuild_wanted.clear()
+            while self._unsound and not self._stop.is_set():
+                try:
+                    self._rebuild_once()
+                except Exception as exc:
+                    logger.warning("index sync: rebuild failed (%s); trying again", exc)
+                    self._stop.wait(REBUILD_RETRY_SECONDS)
+
+    def _rebuild_once(self) -> None:
+        state = self.store.feed_state()
+        if self._epoch_changed:
+            self._unsound |= self.index.apps() | set(state.numbers)
+        for app_id in sorted(self._unsound):
+            if self._stop.is_set():
+                return
+            # The number first, then the faces: what commits between the two is applied again by the
+            # follower's next catch-up, which is harmless (an add replaces its face id).
+            number = self.store.feed_state().numbers.get(app_id, 0)
+            fresh = self.index.build_app(self.store, app_id)
+            with self.writing(app_id):
+                self.index.swap_app(app_id, fresh)
+                self.index.applied[app_id] = number
+                self._unsound.discard(app_id)
+            self.reloads += 1
+            logger.info("index sync: app %s rebuilt from the store (%d groups)", app_id, len(fresh))
+        if self._epoch_changed and not self._unsound:
+            self.index.epoch = state.epoch
+            self._epoch_changed = False

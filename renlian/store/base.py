@@ -7,10 +7,10 @@ Every row carries its app_id, so tenants never share a row.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,11 +49,18 @@ class FaceChanges:
 
     added: list[StoredFace]
     removed: list[tuple[str, str, int]]  # (app_id, group_id, face_id)
-    # (app_id, group_id) -> the group's change stamp once the write committed, for each group it
-    # touched: what the index's snapshot of the group is checked against at the next start.
-    stamps: dict[tuple[str, str], int] = field(default_factory=dict)
-    # The write's number in its app's change sequence, in a store that numbers them (ChangeFeed).
+    # The write's number in its app's change sequence (store/writes.py); None until numbered.
     sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """Where the store's change feed stands (store/writes.py): the database's epoch, each app's
+    latest change number, and the last number each app's log no longer holds."""
+
+    epoch: str
+    numbers: dict[str, int] = field(default_factory=dict)
+    pruned: dict[str, int] = field(default_factory=dict)
 
 
 class FaceStore(Protocol):
@@ -144,8 +151,8 @@ class FaceStore(Protocol):
         stale."""
         ...
 
-    def face_stamps(self) -> dict[tuple[str, str], int]:
-        """Each (app_id, group_id)'s change stamp, a new value whenever a face of it changes."""
+    def registered_keys(self) -> list[tuple[str, str]]:
+        """Every (app_id, group_id) that exists."""
         ...
 
     def snapshot_dir(self) -> Path | None:
@@ -160,10 +167,27 @@ class FaceStore(Protocol):
 
     def close(self) -> None: ...
 
+    # The change feed (store/writes.py) ---------------------------------------------------------------
+
+    def feed_state(self) -> FeedState: ...
+
+    def changes_since(self, app_id: str, after: int, limit: int = ...) -> list[FaceChanges]:
+        """The app's changes numbered after `after` (at most `limit`), in order, with their numbers."""
+        ...
+
+    def group_changes(self, app_id: str, group_id: str, after: int, through: int) -> FaceChanges: ...
+
+    def prune_changes(self, keep_seconds: float, keep_changes: int) -> int: ...
+
+    def listen(self) -> ChangeListener:
+        """A connection of its own that polls the feed, and hears announcements where the store
+        makes them."""
+        ...
+
 
 class ChangeListener(Protocol):
-    def sequences(self) -> dict[str, int]:
-        """Each app's latest change number, read on this listener's own connection."""
+    def state(self) -> FeedState:
+        """FaceStore.feed_state(), read on this listener's own connection."""
         ...
 
     def wait(self, timeout: float) -> tuple[str, int] | None:
@@ -171,22 +195,6 @@ class ChangeListener(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class ChangeFeed(Protocol):
-    """A store that several nodes share: it numbers each app's face writes in commit order, keeps
-    what each changed for a while, and announces each one (the PostgreSQL store)."""
-
-    def sequences(self) -> dict[str, int]: ...
-
-    def changes_since(self, app_id: str, after: int, limit: int) -> list[FaceChanges]:
-        """The app's changes numbered after `after` (at most `limit`), in order, with their numbers."""
-        ...
-
-    def prune_changes(self, older_than_seconds: float) -> None: ...
-
-    def listen(self) -> ChangeListener: ...
 
 
 CAPABILITIES = ("detect", "match", "identify", "verify", "faceset")
@@ -239,4 +247,11 @@ class AppStore(Protocol):
 
     def usage(self, app_id: str, day: str) -> tuple[int, int]:
         """(requests on that day, requests ever)."""
+        ...
+
+    def lease_usage(self, app_id: str, day: str, size: Callable[[int, int], int]) -> int:
+        """Add `size(requests on that day, requests ever)` to the app's count of that day and return
+        it, in one transaction that no other lease of the app overlaps, on any node: each lease is
+        sized from the counts that the one before it committed. A FaceApiError from `size` rolls the
+        transaction back and is raised."""
         ...

@@ -16,6 +16,8 @@ def open_store(settings: Settings) -> tuple[FaceStore, AppStore]:
             settings.database_url,
             pool_size=settings.database_pool_size,
             timeout=max(1.0, settings.db_busy_timeout_seconds),
+            statement_timeout=settings.db_statement_timeout_seconds,
+            index_dir=settings.data_dir / "index",
         )
         return postgres, PostgresAppStore(postgres)
     from renlian.store.sqlite import SQLiteStore

@@ -1,18 +1,14 @@
 """The PostgreSQL store (RENLIAN_DATABASE_URL): what the SQLite store keeps, in a database server.
 
-Semantics: those of sqlite.py, code for code. SQLite runs one writer at a time; here every write to
-an app's face library first takes a transaction-scoped advisory lock on the app, so the checks a
-write makes (is the uid there, is the group full, is the photo enrolled) hold until it commits,
-whichever node or connection writes beside it: a race between nodes ends in the codes SQLite would
-give, never in a constraint error.
+Semantics: those of sqlite.py, by the same code (writes.py). SQLite runs one writer at a time; here
+every write to an app's face library first takes a transaction-scoped advisory lock on the app, so the
+checks a write makes (is the uid there, is the group full, is the photo enrolled) hold until it
+commits, whichever node or connection writes beside it: a race between nodes ends in the codes SQLite
+would give, never in a constraint error. The same lock makes an app's change numbers commit in order,
+and NOTIFY tells every listening node "app A is at n" at commit (library/sync.py follows).
 Migrations: numbered, applied under one advisory lock in a schema_version table, so several nodes
 starting at once apply each exactly once.
-Change feed (a fleet of nodes on one database, library/sync.py): inside each face write, under the
-app's lock, the app's sequence number goes up by one and the faces the write added or removed are
-logged under it; on commit, NOTIFY tells every listening node "app A is at n". Because the app lock is
-held until commit, an app's numbers commit in order, so a node that has applied 1..n of an app and
-reads the log after n misses nothing; the log keeps an hour, and a node further behind reloads the
-app's groups.
+Bounds: every connection has TCP keepalives, a statement timeout and a lock timeout.
 Errors: a serialization failure, a deadlock or a lost connection is retried briefly; then, like
 every driver error, it leaves the store as FaceApiError 216300, never as 216500.
 """
@@ -21,21 +17,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 import psycopg
-from numpy.typing import NDArray
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.store.base import FaceChanges, NewFace, StoredFace
-from renlian.store.reads import FaceReads, embedding_blob, embedding_vector
+from renlian.store.base import FeedState
+from renlian.store.reads import FaceReads
+from renlian.store.writes import EPOCH, SEQUENCES, FaceWrites, Transaction, feed_state
 
 logger = logging.getLogger("renlian.store")
 
@@ -49,9 +43,8 @@ WRITE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.05
 # Rows fetched at a time by the reads that load every face (a server-side cursor).
 STREAM_BATCH = 2000
-# The NOTIFY channel of the change feed, and the query of every app's latest change number.
+# The NOTIFY channel of the change feed.
 CHANGES_CHANNEL = "renlian_faces"
-SEQUENCES = "SELECT app_id, seq FROM face_sequences"
 
 # A new group stamp: random like SQLite's random(), below 2**62 so the cast cannot overflow.
 _STAMP = "(random() * 4611686018427387904)::bigint"
@@ -169,6 +162,34 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX usage_batches_by_time ON usage_batches (applied_at);
     """,
+    # The change feed of writes.py, shared with SQLite: every write numbered and recorded with its
+    # request id, the log pruned by change number, the database's epoch; the stamps go.
+    """
+    ALTER TABLE face_sequences ADD COLUMN pruned_through BIGINT NOT NULL DEFAULT 0;
+    CREATE TABLE face_changes (
+        app_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        request_id TEXT NOT NULL,
+        committed_at BIGINT NOT NULL,
+        PRIMARY KEY (app_id, seq)
+    );
+    INSERT INTO face_changes
+        SELECT app_id, seq, '', EXTRACT(EPOCH FROM MIN(logged_at))::bigint FROM face_log GROUP BY app_id, seq;
+    -- Numbers the log no longer held, and the writes that changed no face (never numbered before).
+    UPDATE face_sequences s SET pruned_through =
+        COALESCE((SELECT MIN(c.seq) - 1 FROM face_changes c WHERE c.app_id = s.app_id), s.seq);
+    CREATE INDEX face_changes_by_request ON face_changes (app_id, request_id);
+    CREATE INDEX face_changes_by_time ON face_changes (app_id, committed_at);
+    DROP INDEX face_log_by_time;
+    ALTER TABLE face_log DROP COLUMN logged_at;
+    CREATE INDEX face_log_by_group ON face_log (app_id, group_id, seq);
+    CREATE TABLE store_epoch (epoch TEXT NOT NULL);
+    INSERT INTO store_epoch VALUES (md5(random()::text || clock_timestamp()::text));
+    DROP TRIGGER faces_stamp ON faces;
+    DROP FUNCTION renlian_faces_stamp();
+    DROP FUNCTION renlian_stamp(TEXT, TEXT);
+    DROP TABLE face_stamps;
+    """,
 )
 
 # What a client is told, by the class of the SQLSTATE: fixed phrases, never the driver's message,
@@ -184,6 +205,21 @@ _DETAILS = {
 
 # A server that ended the connection: an administrator's or a crash's doing, or a restart.
 _CONNECTION_ENDED = {"57P01", "57P02", "57P03"}
+
+
+def _connection_options(timeout: float, statement_timeout: float) -> dict[str, Any]:
+    """Every connection's bounds: TCP keepalives (a database gone silent is noticed in seconds, not
+    after the kernel's two hours), a statement timeout, and a lock timeout (another node holding an
+    app's write lock, or a table lock, makes a write fail with 216300 rather than wait on)."""
+    return {
+        "connect_timeout": max(1, round(timeout)),
+        "keepalives": 1,
+        "keepalives_idle": 5,
+        "keepalives_interval": 2,
+        "keepalives_count": 2,
+        "options": f"-c statement_timeout={round(statement_timeout * 1000)} "
+        f"-c lock_timeout={round(timeout * 1000)}",
+    }
 
 
 def masked(url: str) -> str:
@@ -250,6 +286,10 @@ def migrate(connection: psycopg.Connection[Any]) -> None:
     """Apply every pending migration in one transaction, under an advisory lock: a second node
     starting at the same moment waits, then finds nothing left to do."""
     with connection.transaction():
+        # A migration of a large database, or a wait for another node's, may take longer than any
+        # request's statement is allowed to.
+        connection.execute("SET LOCAL statement_timeout = 0")
+        connection.execute("SET LOCAL lock_timeout = 0")
         connection.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATION_LOCK))
         connection.execute(
             "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -263,19 +303,31 @@ def migrate(connection: psycopg.Connection[Any]) -> None:
             connection.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
 
 
-class PostgresStore(FaceReads):
-    def __init__(self, url: str, *, pool_size: int = 8, timeout: float = 5.0) -> None:
-        """`pool_size`: connections kept open; `timeout`: seconds a request waits for a free one
-        (or for the server to answer a connection) before 216300."""
+class PostgresStore(FaceWrites, FaceReads):
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        timeout: float = 5.0,
+        statement_timeout: float = 30.0,
+        index_dir: Path | None = None,
+    ) -> None:
+        """`pool_size`: connections kept open; `timeout`: seconds a request waits for a free one,
+        for the server to answer a connection, or for another node's lock on an app, before 216300;
+        `statement_timeout`: the longest any one statement may run; `index_dir`: where this node's
+        search index keeps its files and snapshots (None: unnamed files, rebuilt at every start)."""
         self.url = url
         self.timeout = timeout
+        self.index_dir = index_dir
+        self._connection_options = _connection_options(timeout, statement_timeout)
         with database_errors():
             self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
                 url,
                 min_size=1,
                 max_size=pool_size,
                 timeout=timeout,
-                kwargs={"connect_timeout": max(1, round(timeout))},
+                kwargs=self._connection_options,
                 open=False,
                 name="renlian",
             )
@@ -356,364 +408,21 @@ class PostgresStore(FaceReads):
             cursor.execute(_placeholders(sql), params)
             yield from cursor
 
-    @staticmethod
-    def lock_app(db: psycopg.Connection[Any], app_id: str) -> None:
-        """Serialize the face-library writes of one app, across every node, until commit."""
-        db.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_NAMESPACE + 1, app_id))
+    # The one write path (writes.py) ---------------------------------------------------------------
 
-    # Writes -------------------------------------------------------------------------------------
-
-    def enrol(
-        self,
-        app_id: str,
-        uid: str,
-        user_info: str | None,
-        groups: list[str],
-        faces: list[NewFace],
-        *,
-        replace: bool,
-        require_existing: bool,
-        max_group_faces: int,
-        unique_in_group: bool = False,
-    ) -> FaceChanges:
-        def body(db: psycopg.Connection[Any]) -> FaceChanges:
-            self.lock_app(db, app_id)
-            changes = FaceChanges([], [])
-            dropped: list[str] = []
-            for group in groups:
-                row = db.execute(
-                    "SELECT user_info FROM users WHERE app_id = %s AND group_id = %s AND uid = %s",
-                    (app_id, group, uid),
-                ).fetchone()
-                if row is None:
-                    if require_existing:
-                        raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
-                    self._register_group(db, app_id, group)
-                    db.execute(
-                        "INSERT INTO users (app_id, group_id, uid, user_info) VALUES (%s, %s, %s, %s)",
-                        (app_id, group, uid, user_info or ""),
-                    )
-                elif user_info is not None:
-                    db.execute(
-                        "UPDATE users SET user_info = %s WHERE app_id = %s AND group_id = %s AND uid = %s",
-                        (user_info, app_id, group, uid),
-                    )
-                if replace:
-                    dropped.extend(self._delete_faces(db, app_id, group, uid, changes))
-                (count,) = db.execute(
-                    "SELECT COUNT(*) FROM faces WHERE app_id = %s AND group_id = %s", (app_id, group)
-                ).fetchone() or (0,)
-                if count + len(faces) > max_group_faces:
-                    raise FaceApiError(
-                        ErrorCode.FAIL_TO_ADD_USER,
-                        f"group {group} holds its maximum of {max_group_faces} faces",
-                    )
-                for face in faces:
-                    if (
-                        unique_in_group
-                        and db.execute(
-                            "SELECT 1 FROM faces WHERE app_id = %s AND group_id = %s AND image_sha256 = %s",
-                            (app_id, group, face.image_sha256),
-                        ).fetchone()
-                    ):
-                        raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this face is already in group {group}")
-                    changes.added.append(self._insert_face(db, app_id, group, uid, face))
-            self._drop_orphan_crops(db, app_id, dropped)
-            return announce_changes(db, changes)
-
-        return self.write(body)
-
-    def _insert_face(
-        self, db: psycopg.Connection[Any], app_id: str, group: str, uid: str, face: NewFace
-    ) -> StoredFace:
-        db.execute(
-            "INSERT INTO crops (app_id, image_sha256, jpeg) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (app_id, face.image_sha256, face.crop_jpeg),
-        )
-        row = db.execute(
-            "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING face_id",
-            (
-                app_id,
-                group,
-                uid,
-                face.image_sha256,
-                face.model,
-                embedding_blob(face.embedding),
-                int(time.time()),
-            ),
-        ).fetchone()
-        if row is None:
-            raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this photo is already enrolled for {uid}")
-        return StoredFace(int(row[0]), app_id, group, uid, face.model, face.embedding)
-
-    def _delete_faces(
-        self, db: psycopg.Connection[Any], app_id: str, group: str, uid: str, changes: FaceChanges
-    ) -> list[str]:
-        """Delete a user record's faces, note them in `changes`, and return their photos' checksums."""
-        rows = db.execute(
-            "DELETE FROM faces WHERE app_id = %s AND group_id = %s AND uid = %s "
-            "RETURNING face_id, image_sha256",
-            (app_id, group, uid),
-        ).fetchall()
-        changes.removed.extend((app_id, group, face_id) for face_id, _ in sorted(rows))
-        return [sha256 for _, sha256 in rows]
-
-    def _drop_orphan_crops(self, db: psycopg.Connection[Any], app_id: str, checksums: list[str]) -> None:
-        """Delete the crops of these photos that no face uses any more."""
-        if checksums:
-            db.execute(
-                "DELETE FROM crops WHERE app_id = %s AND image_sha256 = ANY(%s) AND NOT EXISTS "
-                "(SELECT 1 FROM faces WHERE faces.app_id = crops.app_id "
-                "AND faces.image_sha256 = crops.image_sha256)",
-                (app_id, sorted(set(checksums))),
-            )
-
-    def _groups_of(self, db: psycopg.Connection[Any], app_id: str, uid: str) -> list[str]:
-        rows = db.execute(
-            "SELECT group_id FROM users WHERE app_id = %s AND uid = %s ORDER BY id", (app_id, uid)
-        ).fetchall()
-        return [group for (group,) in rows]
-
-    def _remove_records(
-        self, db: psycopg.Connection[Any], app_id: str, uid: str, groups: list[str]
-    ) -> FaceChanges:
-        changes = FaceChanges([], [])
-        dropped: list[str] = []
-        for group in groups:
-            dropped.extend(self._delete_faces(db, app_id, group, uid, changes))
-            db.execute(
-                "DELETE FROM users WHERE app_id = %s AND group_id = %s AND uid = %s", (app_id, group, uid)
-            )
-        self._drop_orphan_crops(db, app_id, dropped)
-        return announce_changes(db, changes)
-
-    def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges:
-        def body(db: psycopg.Connection[Any]) -> FaceChanges:
-            self.lock_app(db, app_id)
-            present = self._groups_of(db, app_id, uid)
-            targets = present if groups is None else [g for g in groups if g in present]
-            if not targets:
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in those groups")
-            return self._remove_records(db, app_id, uid, targets)
-
-        return self.write(body)
-
-    def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges:
-        def body(db: psycopg.Connection[Any]) -> FaceChanges:
-            self.lock_app(db, app_id)
-            present = self._groups_of(db, app_id, uid)
-            missing = [g for g in groups if g not in present]
-            if missing:
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {missing[0]}")
-            if not set(present) - set(groups):
-                raise FaceApiError(ErrorCode.USER_MUST_BE_IN_ONE_GROUP)
-            return self._remove_records(db, app_id, uid, groups)
-
-        return self.write(body)
-
-    def copy_user(
-        self,
-        app_id: str,
-        uid: str,
-        source: str,
-        targets: list[str],
-        max_group_faces: int,
-        *,
-        targets_must_exist: bool = False,
-    ) -> FaceChanges:
-        def body(db: psycopg.Connection[Any]) -> FaceChanges:
-            self.lock_app(db, app_id)
-            changes = FaceChanges([], [])
-            for target in targets:
-                if targets_must_exist and not self._group_registered(db, app_id, target):
-                    raise FaceApiError(ErrorCode.DST_GROUP_NOT_EXIST, f"group {target} does not exist")
-            row = db.execute(
-                "SELECT user_info FROM users WHERE app_id = %s AND group_id = %s AND uid = %s",
-                (app_id, source, uid),
-            ).fetchone()
-            if row is None:
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {source}")
-            present = self._groups_of(db, app_id, uid)
-            for target in targets:
-                if target in present:
-                    raise FaceApiError(ErrorCode.USER_EXISTS, f"{uid} is already in group {target}")
-                self._register_group(db, app_id, target)
-                (count,) = db.execute(
-                    "SELECT (SELECT COUNT(*) FROM faces WHERE app_id = %s AND group_id = %s) + "
-                    "(SELECT COUNT(*) FROM faces WHERE app_id = %s AND group_id = %s AND uid = %s)",
-                    (app_id, target, app_id, source, uid),
-                ).fetchone() or (0,)
-                if count > max_group_faces:
-                    raise FaceApiError(
-                        ErrorCode.FAIL_TO_ADD_USER,
-                        f"group {target} holds its maximum of {max_group_faces} faces",
-                    )
-                db.execute(
-                    "INSERT INTO users (app_id, group_id, uid, user_info) VALUES (%s, %s, %s, %s)",
-                    (app_id, target, uid, row[0]),
-                )
-                copied = db.execute(
-                    "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
-                    "SELECT app_id, %s, uid, image_sha256, model, embedding, created_at FROM faces "
-                    "WHERE app_id = %s AND group_id = %s AND uid = %s ORDER BY face_id "
-                    "RETURNING face_id, model, embedding",
-                    (target, app_id, source, uid),
-                ).fetchall()
-                changes.added.extend(
-                    StoredFace(face_id, app_id, target, uid, model, embedding_vector(blob))
-                    for face_id, model, blob in sorted(copied)
-                )
-            return announce_changes(db, changes)
-
-        return self.write(body)
-
-    def _register_group(self, db: psycopg.Connection[Any], app_id: str, group: str) -> None:
-        db.execute(
-            "INSERT INTO face_groups (app_id, group_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            (app_id, group),
-        )
-
-    def _group_registered(self, db: psycopg.Connection[Any], app_id: str, group: str) -> bool:
-        row = db.execute(
-            "SELECT 1 FROM face_groups WHERE app_id = %s AND group_id = %s", (app_id, group)
-        ).fetchone()
-        return row is not None
-
-    def add_group(self, app_id: str, group: str) -> None:
-        def body(db: psycopg.Connection[Any]) -> None:
-            self.lock_app(db, app_id)
-            if self._group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.GROUP_EXISTS, f"group {group} exists")
-            self._register_group(db, app_id, group)
-
-        self.write(body)
-
-    def delete_group(self, app_id: str, group: str) -> FaceChanges:
-        """The group with every user and face in it."""
-
-        def body(db: psycopg.Connection[Any]) -> FaceChanges:
-            self.lock_app(db, app_id)
-            changes = FaceChanges([], [])
-            if not self._group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
-            rows = db.execute(
-                "DELETE FROM faces WHERE app_id = %s AND group_id = %s RETURNING face_id, image_sha256",
-                (app_id, group),
-            ).fetchall()
-            changes.removed.extend((app_id, group, face_id) for face_id, _ in sorted(rows))
-            db.execute("DELETE FROM users WHERE app_id = %s AND group_id = %s", (app_id, group))
-            db.execute("DELETE FROM face_groups WHERE app_id = %s AND group_id = %s", (app_id, group))
-            self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
-            return announce_changes(db, changes)
-
-        return self.write(body)
-
-    def delete_face(self, app_id: str, group: str, uid: str, token: str) -> FaceChanges:
-        """One face of a user record, named by its token (the start of its photo's checksum); the
-        record goes too when it was the last."""
-
-        def body(db: psycopg.Connection[Any]) -> FaceChanges:
-            self.lock_app(db, app_id)
-            changes = FaceChanges([], [])
-            if not self._group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
-            if (
-                db.execute(
-                    "SELECT 1 FROM users WHERE app_id = %s AND group_id = %s AND uid = %s",
-                    (app_id, group, uid),
-                ).fetchone()
-                is None
-            ):
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
-            rows = db.execute(
-                "DELETE FROM faces WHERE app_id = %s AND group_id = %s AND uid = %s "
-                "AND image_sha256 >= %s AND image_sha256 < %s RETURNING face_id, image_sha256",
-                (app_id, group, uid, token, token + "g"),
-            ).fetchall()
-            if not rows:
-                raise FaceApiError(ErrorCode.FACE_NOT_EXIST, f"{uid} has no face {token} in group {group}")
-            changes.removed.extend((app_id, group, face_id) for face_id, _ in sorted(rows))
-            left = db.execute(
-                "SELECT 1 FROM faces WHERE app_id = %s AND group_id = %s AND uid = %s LIMIT 1",
-                (app_id, group, uid),
-            ).fetchone()
-            if left is None:
-                db.execute(
-                    "DELETE FROM users WHERE app_id = %s AND group_id = %s AND uid = %s",
-                    (app_id, group, uid),
-                )
-            self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
-            return announce_changes(db, changes)
-
-        return self.write(body)
-
-    def set_embedding(self, face_id: int, model: str, embedding: NDArray[np.float32]) -> None:
-        """Announced like an add, so that every node's index takes the new embedding."""
-
-        def body(db: psycopg.Connection[Any]) -> None:
-            row = db.execute("SELECT app_id FROM faces WHERE face_id = %s", (face_id,)).fetchone()
-            if row is None:
-                return
-            self.lock_app(db, row[0])
-            updated = db.execute(
-                "UPDATE faces SET model = %s, embedding = %s WHERE face_id = %s "
-                "RETURNING app_id, group_id, uid",
-                (model, embedding_blob(embedding), face_id),
-            ).fetchone()
-            if updated is not None:
-                app_id, group_id, uid = updated
-                face = StoredFace(face_id, app_id, group_id, uid, model, embedding)
-                announce_changes(db, FaceChanges([face], []))
-
-        self.write(body)
+    def _transaction(self, body: Callable[[Transaction], T]) -> T:
+        return self.write(lambda connection: body(_PostgresTransaction(connection)))
 
     # Reads --------------------------------------------------------------------------------------
 
     def snapshot_dir(self) -> Path | None:
-        """None: no index snapshots, each start rebuilds the index from the database. Snapshots on
-        one node's disk would be checked against stamps that other nodes change."""
-        return None
-
-    # The change feed (module doc) --------------------------------------------------------------------
-
-    def sequences(self) -> dict[str, int]:
-        """Each app's latest committed change number."""
-        return {app_id: int(seq) for app_id, seq in self.read(SEQUENCES)}
-
-    def changes_since(self, app_id: str, after: int, limit: int) -> list[FaceChanges]:
-        """The app's logged changes numbered after `after`, at most `limit` of them, in order, each
-        with its number. An added face deleted since is left out (a later change removes it)."""
-        rows = self.read(
-            "SELECT l.seq, l.group_id, l.face_id, l.added, f.uid, f.model, f.embedding FROM face_log l "
-            "LEFT JOIN faces f ON l.added AND f.face_id = l.face_id "
-            "WHERE l.app_id = %s AND l.seq > %s AND l.seq <= %s ORDER BY l.seq, l.face_id",
-            (app_id, after, after + limit),
-        )
-        found: list[FaceChanges] = []
-        for seq, group_id, face_id, added, uid, model, blob in rows:
-            if not found or found[-1].sequence != seq:
-                found.append(FaceChanges([], [], sequence=seq))
-            if not added:
-                found[-1].removed.append((app_id, group_id, face_id))
-            elif blob is not None:
-                found[-1].added.append(
-                    StoredFace(face_id, app_id, group_id, uid, model, embedding_vector(blob))
-                )
-        return found
-
-    def prune_changes(self, older_than_seconds: float) -> None:
-        """Forget logged changes older than this: a node that far behind reloads the app instead."""
-        self.write(
-            lambda db: db.execute(
-                "DELETE FROM face_log WHERE logged_at < clock_timestamp() - make_interval(secs => %s)",
-                (older_than_seconds,),
-            )
-        )
+        """This node's own index files: a snapshot there holds the change numbers it was taken at
+        and the database's epoch, so a start reads only the changes made since (writes.py)."""
+        return self.index_dir
 
     def listen(self) -> PostgresListener:
         """A connection of its own that hears every committed change, and polls the sequences."""
-        return PostgresListener(self.url, self.timeout)
+        return PostgresListener(self.url, self._connection_options)
 
     def backup(self, target: str) -> None:
         """PostgreSQL has its own tools for this, which know its replication and its permissions."""
@@ -725,26 +434,19 @@ class PostgresStore(FaceReads):
 
 class PostgresListener:
     """LISTEN on a connection outside the pool (a pooled one would be handed to requests), with
-    TCP keepalives so that a database gone silent is noticed within seconds."""
+    the pool's keepalives, so that a database gone silent is noticed within seconds."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, options: dict[str, Any]) -> None:
         with database_errors():
-            self._connection = psycopg.connect(
-                url,
-                autocommit=True,
-                connect_timeout=max(1, round(timeout)),
-                keepalives=1,
-                keepalives_idle=5,
-                keepalives_interval=2,
-                keepalives_count=2,
-            )
+            self._connection = psycopg.connect(url, autocommit=True, **options)
             self._connection.execute(f"LISTEN {CHANGES_CHANNEL}")
 
-    def sequences(self) -> dict[str, int]:
-        """PostgresStore.sequences() on this connection: the poll that proves the index current."""
+    def state(self) -> FeedState:
+        """PostgresStore.feed_state() on this connection: the poll that proves the index current."""
         with database_errors():
-            rows = self._connection.execute(SEQUENCES).fetchall()
-        return {app_id: int(seq) for app_id, seq in rows}
+            return feed_state(
+                self._connection.execute(EPOCH).fetchone(), self._connection.execute(SEQUENCES).fetchall()
+            )
 
     def wait(self, timeout: float) -> tuple[str, int] | None:
         """The next announcement, (app_id, change number), or None after `timeout` seconds."""
@@ -758,39 +460,34 @@ class PostgresListener:
         self._connection.close()
 
 
-def announce_changes(db: psycopg.Connection[Any], changes: FaceChanges) -> FaceChanges:
-    """Number the write's face changes in its app's sequence, log them and NOTIFY at commit, inside
-    the write's transaction and under the app's lock (module doc); the changes with their number."""
-    _note_stamps(db, changes)
-    rows = [(app_id, group_id, face_id, False) for app_id, group_id, face_id in changes.removed]
-    rows += [(face.app_id, face.group_id, face.face_id, True) for face in changes.added]
-    if not rows:
-        return changes
-    app_id = rows[0][0]
-    (seq,) = db.execute(
-        "INSERT INTO face_sequences (app_id, seq) VALUES (%s, 1) "
-        "ON CONFLICT (app_id) DO UPDATE SET seq = face_sequences.seq + 1 RETURNING seq",
-        (app_id,),
-    ).fetchone() or (0,)
-    # COPY: deleting a 300,000-face group logs 300,000 rows.
-    with (
-        db.cursor() as cursor,
-        cursor.copy("COPY face_log (app_id, seq, group_id, face_id, added) FROM STDIN") as copy,
-    ):
-        for app, group_id, face_id, added in rows:
-            copy.write_row((app, seq, group_id, face_id, added))
-    db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, f"{seq}:{app_id}"))
-    return replace(changes, sequence=int(seq))
+class _PostgresTransaction:
+    """writes.Transaction on a pooled connection inside its transaction."""
 
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self._connection = connection
 
-def _note_stamps(db: psycopg.Connection[Any], changes: FaceChanges) -> FaceChanges:
-    """Put in `changes` the stamps its groups have now, inside the write's transaction."""
-    keys = {(face.app_id, face.group_id) for face in changes.added}
-    keys.update((app_id, group_id) for app_id, group_id, _ in changes.removed)
-    for app_id, group_id in keys:
-        row = db.execute(
-            "SELECT stamp FROM face_stamps WHERE app_id = %s AND group_id = %s", (app_id, group_id)
-        ).fetchone()
-        if row is not None:
-            changes.stamps[app_id, group_id] = row[0]
-    return changes
+    def execute(self, sql: str, params: Sequence[object] = ()) -> psycopg.Cursor[Any]:
+        return self._connection.execute(_placeholders(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        with self._connection.cursor() as cursor:
+            cursor.executemany(_placeholders(sql), rows)
+
+    def lock_app(self, app_id: str) -> None:
+        """A transaction-scoped advisory lock on the app, across every node, until commit."""
+        self._connection.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_NAMESPACE + 1, app_id)
+        )
+
+    def log(self, rows: list[tuple[str, int, str, int, bool]]) -> None:
+        # COPY: deleting a 300,000-face group logs 300,000 rows.
+        with (
+            self._connection.cursor() as cursor,
+            cursor.copy("COPY face_log (app_id, seq, group_id, face_id, added) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+
+    def announce(self, app_id: str, seq: int) -> None:
+        """NOTIFY, delivered at commit, so every listening node hears "app A is at n" at once."""
+        self._connection.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, f"{seq}:{app_id}"))

@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 
-from renlian.store.base import AppRecord, FaceChanges
-from renlian.store.postgres import PostgresStore, _placeholders, announce_changes
+from renlian.store.base import AppRecord
+from renlian.store.postgres import PostgresStore, _placeholders
 from renlian.store.reads import APP_COLUMNS, USAGE, AppReads, app_row
 from renlian.store.sqlite_apps import EXPIRED_TOKEN_GRACE_SECONDS, PURGE_BATCH
 
@@ -49,18 +49,7 @@ class PostgresAppStore(AppReads):
         self._store.write(body)
 
     def delete_app(self, app_id: str) -> None:
-        def body(db: psycopg.Connection[Any]) -> None:
-            self._store.lock_app(db, app_id)
-            removed = db.execute(
-                "DELETE FROM faces WHERE app_id = %s RETURNING group_id, face_id", (app_id,)
-            ).fetchall()
-            # Announced like any removal, so that every node's index lets go of the faces.
-            gone = [(app_id, group, face_id) for group, face_id in sorted(removed)]
-            announce_changes(db, FaceChanges([], gone))
-            for table in ("apps", "tokens", "usage", "users", "crops", "face_groups", "face_stamps"):
-                db.execute(f"DELETE FROM {table} WHERE app_id = %s", (app_id,))
-
-        self._store.write(body)
+        self._store.delete_app_library(app_id, ("apps", "tokens", "usage"))
 
     def purge_tokens(self) -> int:
         """Delete the token rows that expired over a day ago, a batch per transaction

@@ -134,11 +134,6 @@ class FaceReads:
             (app_id, group_id, model),
         )
 
-    def face_stamps(self) -> dict[tuple[str, str], int]:
-        """Each group's change stamp (the face_stamps migration): equal stamps, unchanged faces."""
-        rows = self.read("SELECT app_id, group_id, stamp FROM face_stamps")
-        return {(app_id, group_id): stamp for app_id, group_id, stamp in rows}
-
     def group_sizes(self, model: str) -> dict[tuple[str, str], int]:
         rows = self.read(
             "SELECT app_id, group_id, COUNT(*) FROM faces WHERE model = ? GROUP BY app_id, group_id", (model,)
@@ -197,6 +192,14 @@ def app_from_row(row: tuple[Any, ...]) -> AppRecord:
     )
 
 
+# An app's requests (on day, ever); parameters (day, app_id). Also read inside the stores' lease
+# transactions (AppStore.lease_usage).
+USAGE = (
+    "SELECT COALESCE(SUM(CASE WHEN day = ? THEN count END), 0), COALESCE(SUM(count), 0) "
+    "FROM usage WHERE app_id = ?"
+)
+
+
 class AppReads:
     """The reads of the AppStore interface, over the face store's queries."""
 
@@ -222,9 +225,5 @@ class AppReads:
         return (row[0], int(row[1])) if row else None
 
     def usage(self, app_id: str, day: str) -> tuple[int, int]:
-        row = self._store.read_one(
-            "SELECT COALESCE(SUM(CASE WHEN day = ? THEN count END), 0), COALESCE(SUM(count), 0) "
-            "FROM usage WHERE app_id = ?",
-            (day, app_id),
-        )
+        row = self._store.read_one(USAGE, (day, app_id))
         return int(row[0]), int(row[1])

@@ -2,8 +2,9 @@
 
 Durability: WAL journal with synchronous=FULL, so a write whose transaction committed survives
 kill -9 and power loss; every write is one transaction, so nothing is ever half-written.
-Concurrency: one writer connection behind a lock, one reader connection per thread (WAL lets readers
-run beside the writer).
+Concurrency: one writer connection behind a bounded lock, one reader connection per thread (WAL lets
+readers run beside the writer). Face writes go through writes.py, numbered in the change feed that
+every running index follows, the server's as well as one beside `renlian import`.
 Errors: whatever the driver raises (a lock held past the busy timeout, a full disk, a damaged file)
 leaves the store as FaceApiError 216300 (v3: 222302), safe to retry, never as 216500.
 Files: the data directory is created owner-only and the store file with its -wal and -shm is 0600;
@@ -15,21 +16,21 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import Any, TypeVar
 
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.store.base import FaceChanges, NewFace, StoredFace
+from renlian.store.base import FeedState
 from renlian.store.files import create_private, private_dir, private_file
-from renlian.store.reads import FaceReads, embedding_blob, embedding_vector
+from renlian.store.reads import FaceReads
+from renlian.store.writes import EPOCH, SEQUENCES, FaceWrites, Transaction, feed_state
 
 logger = logging.getLogger("renlian.store")
+
+T = TypeVar("T")
 
 # How long a statement waits for another connection's lock (a backup, `renlian apps`, `renlian
 # import` beside the server) before it fails with 216300: SQLite retries until then.
@@ -161,6 +162,59 @@ MIGRATIONS: tuple[str, ...] = (
         ON CONFLICT DO UPDATE SET stamp = random();
     END;
     """,
+    """
+    -- The change feed (writes.py) replaces the stamps. Face ids are never used twice
+    -- (AUTOINCREMENT), so a logged face id names one face for ever; dropping the old table drops its
+    -- stamp triggers too.
+    CREATE TABLE faces_7 (
+        face_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        image_sha256 TEXT NOT NULL,
+        model TEXT NOT NULL,
+        embedding BLOB NOT NULL,
+        created_at INTEGER,
+        UNIQUE (app_id, group_id, uid, image_sha256)
+    );
+    INSERT INTO faces_7 (face_id, app_id, group_id, uid, image_sha256, model, embedding, created_at)
+        SELECT face_id, app_id, group_id, uid, image_sha256, model, embedding, created_at FROM faces;
+    DROP TABLE faces;
+    ALTER TABLE faces_7 RENAME TO faces;
+    CREATE INDEX faces_by_group ON faces (app_id, group_id);
+    CREATE INDEX faces_by_model ON faces (model);
+    CREATE INDEX faces_by_image ON faces (app_id, image_sha256);
+    DROP TABLE face_stamps;
+    CREATE TABLE face_sequences (
+        app_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        pruned_through INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE face_changes (
+        app_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        committed_at INTEGER NOT NULL,
+        PRIMARY KEY (app_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX face_changes_by_request ON face_changes (app_id, request_id);
+    CREATE INDEX face_changes_by_time ON face_changes (app_id, committed_at);
+    CREATE TABLE face_log (
+        app_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        face_id INTEGER NOT NULL,
+        group_id TEXT NOT NULL,
+        added INTEGER NOT NULL,
+        PRIMARY KEY (app_id, seq, face_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX face_log_by_group ON face_log (app_id, group_id, seq);
+    CREATE TABLE store_epoch (epoch TEXT NOT NULL);
+    INSERT INTO store_epoch VALUES (lower(hex(randomblob(16))));
+    -- Every group that holds users is registered (what an index start reads), and none that an app
+    -- deletion left behind before deletions went through writes.py.
+    INSERT OR IGNORE INTO face_groups (app_id, group_id) SELECT DISTINCT app_id, group_id FROM users;
+    DELETE FROM face_groups WHERE app_id NOT IN (SELECT app_id FROM apps UNION SELECT app_id FROM users);
+    """,
 )
 
 
@@ -200,12 +254,19 @@ def backup_file(source: Path, target: Path, *, busy_timeout: float = DEFAULT_BUS
 
 def _copy(source: sqlite3.Connection, target: Path) -> None:
     """SQLite's online backup in one step: one read snapshot, so the copy is consistent while the
-    server writes (WAL lets it go on writing meanwhile)."""
+    server writes (WAL lets it go on writing meanwhile). The copy gets an epoch of its own
+    (writes.py): restored, it is another database than the one that went on changing, and no index
+    snapshot taken since the backup is trusted against it."""
     create_private(target)
     try:
-        destination = sqlite3.connect(target)
+        destination = sqlite3.connect(target, isolation_level=None)
         try:
             source.backup(destination)
+            has_epoch = destination.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'store_epoch'"
+            ).fetchone()
+            if has_epoch:
+                destination.execute("UPDATE store_epoch SET epoch = ?", (uuid.uuid4().hex,))
         finally:
             destination.close()
     except BaseException:
@@ -213,7 +274,7 @@ def _copy(source: sqlite3.Connection, target: Path) -> None:
         raise
 
 
-class SQLiteStore(FaceReads):
+class SQLiteStore(FaceWrites, FaceReads):
     def __init__(self, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         """`busy_timeout`: seconds a statement waits for another connection's lock before 216300."""
         self.path = path
@@ -295,14 +356,21 @@ class SQLiteStore(FaceReads):
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: everything in it commits together or not at all. A lock held
         elsewhere past the busy timeout, like every other driver error, leaves as 216300."""
-        with self._write_lock, database_errors():
-            self._writer.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._writer
-                self._writer.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
+        # The writer's lock is bounded like SQLite's own: a write queued behind others for longer
+        # than the busy timeout answers 216300 rather than wait without end.
+        if not self._write_lock.acquire(timeout=self.busy_timeout):
+            raise FaceApiError(ErrorCode.DB_ERROR, "the database is busy (too many writes queued)")
+        try:
+            with database_errors():
+                self._writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._writer
+                    self._writer.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+        finally:
+            self._write_lock.release()
 
     def _rollback(self) -> None:
         # Some errors (a full disk, an I/O error) have rolled the transaction back already; a
@@ -314,274 +382,17 @@ class SQLiteStore(FaceReads):
         except sqlite3.Error:
             logger.exception("rollback failed")
 
-    # Writes -------------------------------------------------------------------------------------
+    # The one write path (writes.py) ---------------------------------------------------------------
 
-    def enrol(
-        self,
-        app_id: str,
-        uid: str,
-        user_info: str | None,
-        groups: list[str],
-        faces: list[NewFace],
-        *,
-        replace: bool,
-        require_existing: bool,
-        max_group_faces: int,
-        unique_in_group: bool = False,
-    ) -> FaceChanges:
-        changes = FaceChanges([], [])
-        dropped: list[str] = []
+    def _transaction(self, body: Callable[[Transaction], T]) -> T:
+        """SQLite's single writer serializes every write, so an app needs no lock of its own, and a
+        commit that raised has not happened: nothing here is ever tried twice."""
         with self.transaction() as db:
-            for group in groups:
-                row = db.execute(
-                    "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
-                    (app_id, group, uid),
-                ).fetchone()
-                if row is None:
-                    self._register_group(db, app_id, group)
-                    if require_existing:
-                        raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
-                    db.execute(
-                        "INSERT INTO users (app_id, group_id, uid, user_info) VALUES (?, ?, ?, ?)",
-                        (app_id, group, uid, user_info or ""),
-                    )
-                elif user_info is not None:
-                    db.execute(
-                        "UPDATE users SET user_info = ? WHERE app_id = ? AND group_id = ? AND uid = ?",
-                        (user_info, app_id, group, uid),
-                    )
-                if replace:
-                    dropped.extend(self._delete_faces(db, app_id, group, uid, changes))
-                (count,) = db.execute(
-                    "SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ?", (app_id, group)
-                ).fetchone()
-                if count + len(faces) > max_group_faces:
-                    raise FaceApiError(
-                        ErrorCode.FAIL_TO_ADD_USER,
-                        f"group {group} holds its maximum of {max_group_faces} faces",
-                    )
-                for face in faces:
-                    if (
-                        unique_in_group
-                        and db.execute(
-                            "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND image_sha256 = ?",
-                            (app_id, group, face.image_sha256),
-                        ).fetchone()
-                    ):
-                        raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this face is already in group {group}")
-                    changes.added.append(self._insert_face(db, app_id, group, uid, face))
-            self._drop_orphan_crops(db, app_id, dropped)
-            _note_stamps(db, changes)
-        return changes
+            return body(_SQLiteTransaction(db))
 
-    def _insert_face(
-        self, db: sqlite3.Connection, app_id: str, group: str, uid: str, face: NewFace
-    ) -> StoredFace:
-        db.execute(
-            "INSERT OR IGNORE INTO crops (app_id, image_sha256, jpeg) VALUES (?, ?, ?)",
-            (app_id, face.image_sha256, face.crop_jpeg),
-        )
-        try:
-            cursor = db.execute(
-                "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    app_id,
-                    group,
-                    uid,
-                    face.image_sha256,
-                    face.model,
-                    embedding_blob(face.embedding),
-                    int(time.time()),
-                ),
-            )
-        except sqlite3.IntegrityError as exc:
-            raise FaceApiError(ErrorCode.IMAGE_EXISTED, f"this photo is already enrolled for {uid}") from exc
-        assert cursor.lastrowid is not None
-        return StoredFace(cursor.lastrowid, app_id, group, uid, face.model, face.embedding)
-
-    def _delete_faces(
-        self, db: sqlite3.Connection, app_id: str, group: str, uid: str, changes: FaceChanges
-    ) -> list[str]:
-        """Delete a user record's faces, note them in `changes`, and return their photos' checksums."""
-        rows = db.execute(
-            "DELETE FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? RETURNING face_id, image_sha256",
-            (app_id, group, uid),
-        ).fetchall()
-        changes.removed.extend((app_id, group, face_id) for face_id, _ in rows)
-        return [sha256 for _, sha256 in rows]
-
-    def _drop_orphan_crops(self, db: sqlite3.Connection, app_id: str, checksums: list[str]) -> None:
-        """Delete the crops of these photos that no face uses any more."""
-        db.executemany(
-            "DELETE FROM crops WHERE app_id = ? AND image_sha256 = ? AND NOT EXISTS "
-            "(SELECT 1 FROM faces WHERE faces.app_id = ? AND faces.image_sha256 = ?)",
-            [(app_id, sha256, app_id, sha256) for sha256 in set(checksums)],
-        )
-
-    def _groups_of(self, db: sqlite3.Connection, app_id: str, uid: str) -> list[str]:
-        rows = db.execute(
-            "SELECT group_id FROM users WHERE app_id = ? AND uid = ? ORDER BY id", (app_id, uid)
-        )
-        return [group for (group,) in rows]
-
-    def _remove_records(
-        self, db: sqlite3.Connection, app_id: str, uid: str, groups: list[str]
-    ) -> FaceChanges:
-        changes = FaceChanges([], [])
-        dropped: list[str] = []
-        for group in groups:
-            dropped.extend(self._delete_faces(db, app_id, group, uid, changes))
-            db.execute(
-                "DELETE FROM users WHERE app_id = ? AND group_id = ? AND uid = ?", (app_id, group, uid)
-            )
-        self._drop_orphan_crops(db, app_id, dropped)
-        return changes
-
-    def delete_user(self, app_id: str, uid: str, groups: list[str] | None) -> FaceChanges:
-        with self.transaction() as db:
-            present = self._groups_of(db, app_id, uid)
-            targets = present if groups is None else [g for g in groups if g in present]
-            if not targets:
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in those groups")
-            return _note_stamps(db, self._remove_records(db, app_id, uid, targets))
-
-    def remove_from_groups(self, app_id: str, uid: str, groups: list[str]) -> FaceChanges:
-        with self.transaction() as db:
-            present = self._groups_of(db, app_id, uid)
-            missing = [g for g in groups if g not in present]
-            if missing:
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {missing[0]}")
-            if not set(present) - set(groups):
-                raise FaceApiError(ErrorCode.USER_MUST_BE_IN_ONE_GROUP)
-            return _note_stamps(db, self._remove_records(db, app_id, uid, groups))
-
-    def copy_user(
-        self,
-        app_id: str,
-        uid: str,
-        source: str,
-        targets: list[str],
-        max_group_faces: int,
-        *,
-        targets_must_exist: bool = False,
-    ) -> FaceChanges:
-        changes = FaceChanges([], [])
-        with self.transaction() as db:
-            for target in targets:
-                if targets_must_exist and not self._group_registered(db, app_id, target):
-                    raise FaceApiError(ErrorCode.DST_GROUP_NOT_EXIST, f"group {target} does not exist")
-            row = db.execute(
-                "SELECT user_info FROM users WHERE app_id = ? AND group_id = ? AND uid = ?",
-                (app_id, source, uid),
-            ).fetchone()
-            if row is None:
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {source}")
-            present = self._groups_of(db, app_id, uid)
-            for target in targets:
-                if target in present:
-                    raise FaceApiError(ErrorCode.USER_EXISTS, f"{uid} is already in group {target}")
-                self._register_group(db, app_id, target)
-                (count,) = db.execute(
-                    "SELECT (SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ?) + "
-                    "(SELECT COUNT(*) FROM faces WHERE app_id = ? AND group_id = ? AND uid = ?)",
-                    (app_id, target, app_id, source, uid),
-                ).fetchone()
-                if count > max_group_faces:
-                    raise FaceApiError(
-                        ErrorCode.FAIL_TO_ADD_USER,
-                        f"group {target} holds its maximum of {max_group_faces} faces",
-                    )
-                db.execute(
-                    "INSERT INTO users (app_id, group_id, uid, user_info) VALUES (?, ?, ?, ?)",
-                    (app_id, target, uid, row[0]),
-                )
-                copied = db.execute(
-                    "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding, created_at) "
-                    "SELECT app_id, ?, uid, image_sha256, model, embedding, created_at FROM faces "
-                    "WHERE app_id = ? AND group_id = ? AND uid = ? ORDER BY face_id "
-                    "RETURNING face_id, model, embedding",
-                    (target, app_id, source, uid),
-                ).fetchall()
-                changes.added.extend(
-                    StoredFace(face_id, app_id, target, uid, model, embedding_vector(blob))
-                    for face_id, model, blob in copied
-                )
-            _note_stamps(db, changes)
-        return changes
-
-    def _register_group(self, db: sqlite3.Connection, app_id: str, group: str) -> None:
-        db.execute("INSERT OR IGNORE INTO face_groups (app_id, group_id) VALUES (?, ?)", (app_id, group))
-
-    def _group_registered(self, db: sqlite3.Connection, app_id: str, group: str) -> bool:
-        row = db.execute(
-            "SELECT 1 FROM face_groups WHERE app_id = ? AND group_id = ?", (app_id, group)
-        ).fetchone()
-        return row is not None
-
-    def add_group(self, app_id: str, group: str) -> None:
-        with self.transaction() as db:
-            if self._group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.GROUP_EXISTS, f"group {group} exists")
-            self._register_group(db, app_id, group)
-
-    def delete_group(self, app_id: str, group: str) -> FaceChanges:
-        """The group with every user and face in it."""
-        changes = FaceChanges([], [])
-        with self.transaction() as db:
-            if not self._group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
-            rows = db.execute(
-                "DELETE FROM faces WHERE app_id = ? AND group_id = ? RETURNING face_id, image_sha256",
-                (app_id, group),
-            ).fetchall()
-            changes.removed.extend((app_id, group, face_id) for face_id, _ in rows)
-            db.execute("DELETE FROM users WHERE app_id = ? AND group_id = ?", (app_id, group))
-            db.execute("DELETE FROM face_groups WHERE app_id = ? AND group_id = ?", (app_id, group))
-            self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
-            _note_stamps(db, changes)
-        return changes
-
-    def delete_face(self, app_id: str, group: str, uid: str, token: str) -> FaceChanges:
-        """One face of a user record, named by its token (the start of its photo's checksum); the
-        record goes too when it was the last."""
-        changes = FaceChanges([], [])
-        with self.transaction() as db:
-            if not self._group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
-            if (
-                db.execute(
-                    "SELECT 1 FROM users WHERE app_id = ? AND group_id = ? AND uid = ?", (app_id, group, uid)
-                ).fetchone()
-                is None
-            ):
-                raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
-            rows = db.execute(
-                "DELETE FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? "
-                "AND image_sha256 >= ? AND image_sha256 < ? RETURNING face_id, image_sha256",
-                (app_id, group, uid, token, token + "g"),
-            ).fetchall()
-            if not rows:
-                raise FaceApiError(ErrorCode.FACE_NOT_EXIST, f"{uid} has no face {token} in group {group}")
-            changes.removed.extend((app_id, group, face_id) for face_id, _ in rows)
-            left = db.execute(
-                "SELECT 1 FROM faces WHERE app_id = ? AND group_id = ? AND uid = ? LIMIT 1",
-                (app_id, group, uid),
-            ).fetchone()
-            if left is None:
-                db.execute(
-                    "DELETE FROM users WHERE app_id = ? AND group_id = ? AND uid = ?", (app_id, group, uid)
-                )
-            self._drop_orphan_crops(db, app_id, [sha256 for _, sha256 in rows])
-            _note_stamps(db, changes)
-        return changes
-
-    def set_embedding(self, face_id: int, model: str, embedding: NDArray[np.float32]) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE faces SET model = ?, embedding = ? WHERE face_id = ?",
-                (model, embedding_blob(embedding), face_id),
-            )
+    def listen(self) -> SQLiteListener:
+        """A read connection of its own that polls the feed: SQLite announces nothing."""
+        return SQLiteListener(self._connect())
 
     # Reads: each goes through read/read_one/_stream, so a driver error is 216300 ------------------
 
@@ -605,16 +416,47 @@ class SQLiteStore(FaceReads):
         self._writer.close()
 
 
-def _note_stamps(db: sqlite3.Connection, changes: FaceChanges) -> FaceChanges:
-    """Put in `changes` the stamps its groups have now, inside the write's transaction: the stamps
-    that an index holding exactly these changes matches. A write that leaves them out only costs
-    the groups it touched a rebuild at the next start."""
-    keys = {(face.app_id, face.group_id) for face in changes.added}
-    keys.update((app_id, group_id) for app_id, group_id, _ in changes.removed)
-    for app_id, group_id in keys:
-        row = db.execute(
-            "SELECT stamp FROM face_stamps WHERE app_id = ? AND group_id = ?", (app_id, group_id)
-        ).fetchone()
-        if row is not None:
-            changes.stamps[app_id, group_id] = row[0]
-    return changes
+class _SQLiteTransaction:
+    """writes.Transaction on SQLite's writer connection, inside BEGIN IMMEDIATE."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]]) -> None:
+        self._db.executemany(sql, rows)
+
+    def lock_app(self, app_id: str) -> None:
+        """Nothing to take: BEGIN IMMEDIATE already holds the only write lock there is."""
+
+    def log(self, rows: list[tuple[str, int, str, int, bool]]) -> None:
+        self._db.executemany(
+            "INSERT INTO face_log (app_id, seq, group_id, face_id, added) VALUES (?, ?, ?, ?, ?)", rows
+        )
+
+    def announce(self, app_id: str, seq: int) -> None:
+        """Nothing to send: the other processes' indexes poll face_sequences."""
+
+
+class SQLiteListener:
+    """ChangeListener on a read connection of its own: it polls, and hears nothing in between."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._closed = threading.Event()
+
+    def state(self) -> FeedState:
+        with database_errors():
+            return feed_state(
+                self._connection.execute(EPOCH).fetchone(), self._connection.execute(SEQUENCES).fetchall()
+            )
+
+    def wait(self, timeout: float) -> tuple[str, int] | None:
+        self._closed.wait(timeout)
+        return None
+
+    def close(self) -> None:
+        self._closed.set()
+        self._connection.close()

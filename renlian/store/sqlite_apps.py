@@ -42,9 +42,7 @@ class SQLiteAppStore(AppReads):
                 db.execute("DELETE FROM tokens WHERE app_id = ?", (app.app_id,))
 
     def delete_app(self, app_id: str) -> None:
-        with self._store.transaction() as db:
-            for table in ("apps", "tokens", "usage", "faces", "users", "crops"):
-                db.execute(f"DELETE FROM {table} WHERE app_id = ?", (app_id,))
+        self._store.delete_app_library(app_id, ("apps", "tokens", "usage"))
 
     def purge_tokens(self) -> int:
         """Delete the token rows that expired over a day ago, a batch per transaction

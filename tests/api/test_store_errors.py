@@ -42,7 +42,7 @@ def test_a_locked_store_answers_216300_after_the_busy_timeout_then_recovers(
         assert "busy" in detail and uid not in detail
         # The server waited for the lock as long as it was told to, not the 5 s default.
         assert waited < 4, waited
-        # Issuing a token writes its digest: the same code, in Baidu's envelope.
+        # Issuing a token writes nothing (a token is a MAC): it is not held up by the lock.
         grant = httpx.post(
             server.base_url + TOKEN,
             data={
@@ -52,8 +52,7 @@ def test_a_locked_store_answers_216300_after_the_busy_timeout_then_recovers(
             },
             timeout=60,
         )
-        detail = db_error(grant.json())
-        assert server.app["secret_key"] not in grant.text and server.app["api_key"] not in grant.text
+        assert "access_token" in grant.json(), grant.text
         # Reads go on beside the lock (WAL): the caller's token is still honoured.
         assert server.call(GET, uid=uid)["error_code"] == 216611
         locker.execute("ROLLBACK")

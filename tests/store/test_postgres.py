@@ -74,7 +74,7 @@ def _script(store: Any) -> list[object]:
             result = (
                 [(f.app_id, f.group_id, f.uid, f.model) for f in result.added],
                 len(result.removed),
-                sorted(result.stamps),
+                result.sequence,
             )
         answers.append(result)
 
@@ -141,7 +141,7 @@ def _script(store: Any) -> list[object]:
     run(lambda: store.delete_user("a", "u", None))
     run(lambda: (store.group_exists("a", "g"), store.group_registered("a", "g"), store.count_stale("mbf")))
     run(lambda: sorted(store.group_sizes("mbf")))
-    run(lambda: sorted(store.face_stamps()))
+    run(lambda: (store.feed_state().numbers, [c.sequence for c in store.changes_since("a", 0)]))
     return answers
 
 
@@ -163,17 +163,60 @@ def test_crops_are_kept_once_and_dropped_with_their_last_face(
     assert count(database_url, "crops") == 0
 
 
-def test_stamps_change_with_every_face_write_and_no_snapshots_are_kept(store: PostgresStore) -> None:
-    assert store.snapshot_dir() is None  # the index rebuilds from the database at every start
-    changes = store.enrol(
+def test_every_write_is_numbered_and_logged(store: PostgresStore) -> None:
+    assert store.snapshot_dir() is None  # no index directory given: the index keeps no files
+    added = store.enrol(
         "a", "u", "", ["g"], [face(1)], replace=False, require_existing=False, max_group_faces=9
     )
-    first = store.face_stamps()[("a", "g")]
-    assert changes.stamps == {("a", "g"): first}
-    store.set_embedding(changes.added[0].face_id, "sface", np.ones(8, np.float32))
-    second = store.face_stamps()[("a", "g")]
-    store.delete_user("a", "u", None)
-    assert len({first, second, store.face_stamps()[("a", "g")]}) == 3
+    store.add_group("a", "empty")  # numbered too, though it moves no face
+    store.set_embedding(added.added[0].face_id, "sface", np.ones(8, np.float32))
+    removed = store.delete_user("a", "u", None)
+    assert (added.sequence, removed.sequence) == (1, 4)
+    state = store.feed_state()
+    assert state.numbers == {"a": 4} and state.pruned == {"a": 0} and len(state.epoch) == 32
+    logged = store.changes_since("a", 0)
+    assert [changes.sequence for changes in logged] == [1, 2, 3, 4]
+    assert logged[0].added == [] and logged[3].removed == removed.removed  # the face is gone since
+    assert store.prune_changes(0, 2) == 2  # whole changes, the last two kept
+    assert [changes.sequence for changes in store.changes_since("a", 0)] == [3, 4]
+    assert store.feed_state().pruned == {"a": 2}
+
+
+@pytest.mark.parametrize("operation", ["enrol", "copy", "delete"])
+def test_a_write_whose_commit_answer_was_lost_is_answered_as_the_write_it_was(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    """The commit lands, the connection drops before its answer: the store tries the write again,
+    which finds its request id and answers with the change that committed, not 216616 or 216611."""
+    enrol(store, "a", "u", ["g"], face(1))
+    commit = psycopg.Transaction.__exit__
+    lost: list[bool] = []
+
+    def answer_lost(self: psycopg.Transaction, *exc: Any) -> Any:
+        result = commit(self, *exc)
+        if exc[0] is None and not lost:
+            lost.append(True)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return result
+
+    monkeypatch.setattr(psycopg.Transaction, "__exit__", answer_lost)
+    if operation == "enrol":
+        changes = store.enrol(
+            "a", "u", None, ["g"], [face(2)], replace=False, require_existing=False, max_group_faces=9
+        )
+        assert [added.uid for added in changes.added] == ["u"] and changes.removed == []
+    elif operation == "copy":
+        changes = store.copy_user("a", "u", "g", ["h"], 9)
+        assert [(added.group_id, added.uid) for added in changes.added] == [("h", "u")]
+    else:
+        changes = store.delete_user("a", "u", None)
+        assert len(changes.removed) == 1
+    assert lost == [True]  # the fault did happen
+    monkeypatch.undo()
+    assert changes.sequence == store.feed_state().numbers["a"] == 2  # committed once
+    [logged] = store.changes_since("a", 1)
+    assert [face.face_id for face in logged.added] == [face.face_id for face in changes.added]
+    assert logged.removed == changes.removed
 
 
 def test_reopening_keeps_everything_and_a_newer_schema_is_refused(
