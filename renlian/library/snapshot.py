@@ -1,11 +1,12 @@
 """The file that lets a restart skip rebuilding a group: its codes and ids, with checksums.
 
 One `.meta` file per group beside its `.rows` file: a magic line, a JSON header, then raw arrays. The
-header names the model, the group, the store's change stamp the content matches (renlian/store/
-sqlite.py, migration 6), and a crc32 of every array and of every 8 MB of the rows. A file is
+header names the model, the group, the database's epoch and the app's change number the content
+holds (renlian/store/writes.py), and a crc32 of every array and of every 8 MB of the rows. A file is
 written whole to a temporary name and renamed, and deleted before its group's rows are first changed
-in place; so a file that exists, matches the stamp and passes every checksum describes the rows
-exactly, and anything else is rebuilt from the store.
+in place; so a file that exists and passes every checksum describes the rows exactly as of its
+number, and the changes logged since bring it up to date (index.py); anything else is rebuilt from
+the store.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ def write(path: Path, header: dict[str, Any], arrays: dict[str, NDArray[Any]]) -
         for array in arrays.values():
             out.write(np.ascontiguousarray(array).data.cast("B"))
     os.replace(temporary, path)
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The header alone (unchecked: read() checks it with the arrays); SnapshotError if unreadable."""
+    try:
+        with path.open("rb") as source:
+            if source.read(len(MAGIC)) != MAGIC:
+                raise SnapshotError("not a snapshot of this format")
+            (length,) = struct.unpack("<Q", source.read(8))
+            header: dict[str, Any] = json.loads(source.read(length))
+            return header
+    except (OSError, ValueError, struct.error) as exc:
+        raise SnapshotError(f"unreadable: {exc}") from exc
 
 
 def read(path: Path, mapped: str = "") -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:

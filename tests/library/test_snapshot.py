@@ -213,3 +213,26 @@ def test_rows_come_back_in_the_order_asked(span_bytes: int, monkeypatch: pytest.
     held.move(49, 1)
     assert np.array_equal(held.read(np.array([1], np.intp)), vectors[49:50])
     held.close()
+
+
+def test_a_group_loaded_around_the_write_path_is_restored_from_its_snapshot(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bulk load (the benches') writes faces without registering their group: the first start
+    finds it by counting every group's faces, and the next restores it from its snapshot."""
+    vector = np.ones(DIM, np.float32) / np.sqrt(DIM)
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO faces (app_id, group_id, uid, image_sha256, model, embedding) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (APP, "bulk", "loaded", "sha-bulk", MODEL, vector.astype("<f4").tobytes()),
+        )
+    index, rebuilt = opened(store, caplog)
+    assert "bulk" in rebuilt and index.contents()[APP, "bulk"] == {
+        max(index.contents()[APP, "bulk"]): "loaded"
+    }
+    index.save()
+    index.close()
+    index, rebuilt = opened(store, caplog)
+    assert rebuilt == [] and index.contents() == in_store(store)
+    index.close()
