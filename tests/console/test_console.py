@@ -1,62 +1,23 @@
-"""The web console at /console/: its files, its thumbnail endpoint's scoping, and the page itself in a
-real browser (Debian's chromium, headless, driven by selenium through Debian's chromium-driver).
-
-Nothing here downloads a browser: scripts/test installs the two Debian packages where they are
-missing, and without them the browser test is skipped. Screenshots (laptop 1366x768, phone 390x844)
-go to the test's temporary folder and, when RENLIAN_SCREENSHOTS names a folder, there as well.
+"""The web console at /console/: its files, its thumbnail endpoint's scoping, and the page's first
+tour in a real browser (Debian's chromium, headless: tests/console/browser.py).
 """
 
 from __future__ import annotations
 
-import base64
-import os
 import re
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from renlian import console as console_package
-from tests.conftest import DATA, Server, create_app, start_server
+from tests.conftest import DATA, Server, create_app
+from tests.console.browser import LAPTOP, PHONE, Page, photo, v3
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-V3 = "/rest/2.0/face/v3/"
-LAPTOP = (1366, 768)
-PHONE = (390, 844)
 # The first face's colour on detect's canvas (app.js, COLORS[0]).
 FIRST_FACE_RGB = (0x0E, 0xA5, 0xE9)
-
-
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server of its own, so that the page sees only the groups these tests make."""
-    running = start_server(tmp_path_factory.mktemp("console"))
-    yield running
-    running.stop()
-
-
-def v3(server: Server, path: str, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
-    response = httpx.post(
-        server.base_url + V3 + path, params={"access_token": token or server.token}, json=body, timeout=60
-    )
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
-def photo(name: str) -> str:
-    return base64.b64encode((DATA / name).read_bytes()).decode()
 
 
 def test_page_files(console: Server) -> None:
@@ -123,96 +84,8 @@ def test_both_languages_have_every_label() -> None:
 # ---------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs Debian's chromium and chromium-driver (scripts/test installs them)")
-    profile = tempfile.mkdtemp(prefix="renlian-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        f"--window-size={LAPTOP[0]},{LAPTOP[1]}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: selenium then never runs its manager, which would download one.
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-class Page:
-    """The console in the browser, with the few moves the test makes."""
-
-    def __init__(self, driver: webdriver.Chrome, base_url: str, shots: Path) -> None:
-        self.driver = driver
-        self.base_url = base_url
-        self.shots = shots
-        self.saved: list[Path] = []
-
-    def find(self, css: str) -> WebElement:
-        return self.driver.find_element(By.CSS_SELECTOR, css)
-
-    def wait(self, condition: Callable[[WebDriver], Any], timeout: float = 30) -> Any:
-        # The page redraws its lists after each answer: an element found a moment ago may be gone.
-        ignored = (NoSuchElementException, StaleElementReferenceException)
-        return WebDriverWait(self.driver, timeout, 0.05, ignored).until(condition)
-
-    def visible(self, css: str) -> WebElement:
-        element: WebElement = self.wait(
-            lambda d: d.find_element(By.CSS_SELECTOR, css).is_displayed() and self.find(css)
-        )
-        return element
-
-    def js(self, script: str, *args: Any) -> Any:
-        return self.driver.execute_script(script, *args)
-
-    def go(self, hash_route: str) -> None:
-        self.js("location.hash = arguments[0]", hash_route)
-
-    def screen(self, size: tuple[int, int]) -> None:
-        """The viewport of a laptop, or of a phone (mobile emulation: the viewport meta tag counts)."""
-        width, height = size
-        self.driver.execute_cdp_cmd(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": size == PHONE},
-        )
-
-    def shot(self, name: str) -> None:
-        self.js("document.activeElement && document.activeElement.blur()")
-        path = self.shots / f"{name}.png"
-        assert self.driver.save_screenshot(str(path)), name
-        self.saved.append(path)
-
-    def choose(self, form: str, name: str) -> None:
-        """Picks a photo with the form's file input, as the file picker does."""
-        self.find(f"{form} input[type=file]").send_keys(str(DATA / name))
-
-    def confirm(self) -> None:
-        self.visible("#confirm button[value=ok]").click()
-
-    def has_text(self, css: str, text: str) -> None:
-        self.wait(lambda d: self.find(css).text == text)
-
-    def toast(self, text: str) -> None:
-        self.wait(lambda d: text in self.find("#toast").text)
-
-
-def test_console_in_chromium(console: Server, browser: webdriver.Chrome, tmp_path: Path) -> None:
-    page = Page(browser, console.base_url, tmp_path)
+def test_console_in_chromium(console: Server, browser: webdriver.Chrome, shots: Path) -> None:
+    page = Page(browser, console.base_url, shots)
     page.screen(LAPTOP)
     browser.get(console.base_url + "/console/")
     page.js("localStorage.clear(); sessionStorage.clear()")
@@ -352,16 +225,7 @@ def test_console_in_chromium(console: Server, browser: webdriver.Chrome, tmp_pat
     page.visible("#signin-form")
     assert page.js("return sessionStorage.getItem('renlian.console.token')") is None
 
-    # The page broke no rule of its own (a Content-Security-Policy violation would be logged here).
-    logged = browser.get_log("browser")  # type: ignore[no-untyped-call]
-    problems = [entry for entry in logged if entry["level"] == "SEVERE"]
-    assert problems == []
-
-    target = os.environ.get("RENLIAN_SCREENSHOTS")
-    if target:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        for shot in page.saved:
-            shutil.copy(shot, Path(target) / shot.name)
+    page.no_errors_logged()
 
 
 def _box_corner(server: Server) -> list[int]:

@@ -21,6 +21,10 @@ const SAME_PERSON = 80;
 const MAX_SEND_BYTES = 1_400_000;
 const MAX_SEND_SIDE = 2048;
 const MAX_SEARCH_USERS = 5;
+// quality_control and liveness_control: an enrolment asks for NORMAL quality unless the operator
+// picks otherwise, so that a photo without a usable face (a blurred one, a dog) is refused.
+const LEVELS = ["NONE", "LOW", "NORMAL", "HIGH"];
+const DEFAULT_CONTROLS = { quality_control: "NORMAL", liveness_control: "NONE" };
 const PAGE = 1000;
 const VIEWS = ["library", "detect", "compare", "search"];
 const COLORS = ["#0ea5e9", "#f59e0b", "#a855f7", "#10b981", "#ef4444", "#6366f1"];
@@ -97,9 +101,12 @@ class SignInError extends ApiError {}
 
 function errorText(error) {
   if (error instanceof ApiError) {
+    // The server's own reason: its code translated where the console knows it, its message
+    // otherwise, and its detail (what exactly failed) as it said it.
     const known = `error.${error.code}`;
-    if (STRINGS.en[known]) return `${t(known)} (${error.code})`;
-    return t("error", { code: error.code, message: error.detail || error.message });
+    const reason = STRINGS.en[known] ? t(known) : error.message;
+    const detail = error.detail && error.detail !== error.message ? ` (${error.detail})` : "";
+    return t("error", { code: error.code, message: reason + detail });
   }
   if (error instanceof TypeError) return t("error.network");
   return String(error.message || error);
@@ -157,6 +164,10 @@ async function v3(path, body) {
     throw new ApiError(answer.error_code, answer.error_msg, answer.error_detail);
   }
   return answer.result;
+}
+
+function userHref(group, user) {
+  return `#/library/${encodeURIComponent(group)}/${encodeURIComponent(user)}`;
 }
 
 function faceUrl(faceToken) {
@@ -275,16 +286,27 @@ function notify(message, kind = "info") {
   toastTimer = setTimeout(() => (toast.hidden = true), kind === "error" ? 8000 : 4000);
 }
 
-/** Runs `work` with `button` showing that it is busy; a failure becomes a message. */
-async function act(button, work) {
+/** Shows `content` (text or elements) in a form's error line; nothing hides it. */
+function showError(box, ...content) {
+  delete box.dataset.i18n;
+  box.replaceChildren(...content);
+  box.hidden = content.length === 0;
+}
+
+/** Runs `work` with `button` showing that it is busy; a failure becomes a message, in `errorBox`
+ * (a form's own error line, where the operator is looking) when there is one. */
+async function act(button, work, errorBox = null) {
   button.disabled = true;
   button.classList.add("busy");
+  if (errorBox) showError(errorBox);
   try {
     await work();
   } catch (error) {
     if (error instanceof SignInError) {
       const detail = `${error.message} (${error.code})`;
       label($("#signin-error"), "signin.failed", { detail }).hidden = false;
+    } else if (token && errorBox) {
+      showError(errorBox, errorText(error));
     } else if (token) {
       notify(errorText(error), "error");
     }
@@ -407,7 +429,7 @@ function renderUsers() {
         "li",
         {},
         el("a", {
-          href: `#/library/${encodeURIComponent(group)}/${encodeURIComponent(user)}`,
+          href: userHref(group, user),
           class: user === state.user ? "selected" : "",
           text: user,
         }),
@@ -459,19 +481,65 @@ function renderFaces() {
   );
 }
 
-async function enrol(button, zone, userId, userInfo) {
+/** The quality and liveness checks an enrolment asks the server for, as two selects. */
+function controlFields(container) {
+  const select = (name) => {
+    const field = el("select", { name });
+    for (const level of LEVELS) {
+      // `selected` as an attribute, so that resetting the form comes back to it.
+      const option = label(el("option", { value: level }), `level.${level}`);
+      option.defaultSelected = level === DEFAULT_CONTROLS[name];
+      field.append(option);
+    }
+    return el("label", {}, label(el("span"), `enrol.${name}`), field);
+  };
+  const hint = label(el("p", { class: "muted hint" }), "enrol.controls.hint");
+  container.replaceChildren(select("quality_control"), select("liveness_control"), hint);
+}
+
+function controlsOf(form) {
+  return { quality_control: form.elements.quality_control.value, liveness_control: form.elements.liveness_control.value };
+}
+
+async function userExists(group, user) {
+  try {
+    await v3("faceset/user/get", { user_id: user, group_id: group });
+    return true;
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 223103) return false;
+    throw error;
+  }
+}
+
+/**
+ * Enrols the form's photo for `userId` in the open group. A new user's ID must be free: user/add
+ * would otherwise add the photo to whoever holds that ID and overwrite their info, so an ID in use
+ * is refused with a link to its user, where adding a photo is an explicit action.
+ */
+async function enrol(form, zone, userId, userInfo, isNew) {
   const { group } = state;
-  await act(button, async () => {
-    const photo = await preparePhoto(zone.file);
-    const body = { image: photo.base64, image_type: "BASE64", group_id: group, user_id: userId };
-    if (userInfo) body.user_info = userInfo;
-    await v3("faceset/user/add", body);
-    notify(t("enrol.done", { user: userId, group }));
-    zone.clear();
-    const target = `#/library/${encodeURIComponent(group)}/${encodeURIComponent(userId)}`;
-    if (location.hash === target) route();
-    else location.hash = target;
-  });
+  const errorBox = $(".form-error", form);
+  await act(
+    $("button[type=submit]", form),
+    async () => {
+      if (isNew && (await userExists(group, userId))) {
+        const open = label(el("a", { href: userHref(group, userId) }), "enrol.exists.open", { user: userId });
+        showError(errorBox, label(el("span"), "enrol.exists", { user: userId, group }), " ", open);
+        return;
+      }
+      const photo = await preparePhoto(zone.file);
+      const body = { image: photo.base64, image_type: "BASE64", group_id: group, user_id: userId, ...controlsOf(form) };
+      if (userInfo) body.user_info = userInfo;
+      await v3("faceset/user/add", body);
+      notify(t("enrol.done", { user: userId, group }));
+      zone.clear();
+      if (isNew) form.reset();
+      const target = userHref(group, userId);
+      if (location.hash === target) route();
+      else location.hash = target;
+    },
+    errorBox,
+  );
 }
 
 async function deleteFace(button, faceToken) {
@@ -528,21 +596,18 @@ function setUpLibrary() {
     });
   });
 
+  for (const container of $$("[data-controls]")) controlFields(container);
   zones.enrolNew = dropZone($("#enrol-new [data-drop]"), refreshButtons);
   $("#enrol-new").addEventListener("submit", (event) => {
     event.preventDefault();
     const form = event.target;
-    const userId = form.elements.user_id.value.trim();
-    const userInfo = form.elements.user_info.value;
-    enrol(event.submitter, zones.enrolNew, userId, userInfo).then(() => {
-      if (!zones.enrolNew.file) form.reset();
-    });
+    enrol(form, zones.enrolNew, form.elements.user_id.value.trim(), form.elements.user_info.value, true);
   });
 
   zones.enrolMore = dropZone($("#enrol-more [data-drop]"), refreshButtons);
   $("#enrol-more").addEventListener("submit", (event) => {
     event.preventDefault();
-    enrol(event.submitter, zones.enrolMore, state.user, null);
+    enrol(event.target, zones.enrolMore, state.user, null, false);
   });
 }
 
