@@ -165,11 +165,14 @@ class FaceOperations:
         *,
         landmarks: bool,
         attributes: frozenset[str],
+        mesh: bool = False,
         controls: Controls = NO_CONTROLS,
     ) -> list[SeenFace]:
-        """The largest faces with pose (and landmarks and attributes if asked for), each named by a
-        token that later calls can use; faces failing `controls` are left out."""
-        faces = self.analyzer.detect(photo.pixels, max_faces, landmarks=landmarks, attributes=attributes)
+        """The largest faces with pose (and landmarks, the face mesh and attributes if asked for), each
+        named by a token that later calls can use; faces failing `controls` are left out."""
+        faces = self.analyzer.detect(
+            photo.pixels, max_faces, landmarks=landmarks, attributes=attributes, mesh=mesh
+        )
         seen = []
         for rank, face in enumerate(faces):
             aligned = self.analyzer.aligned(photo.pixels, face)

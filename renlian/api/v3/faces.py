@@ -13,7 +13,7 @@ from renlian.api.envelope import v3_ok
 from renlian.api.params import DETECT_IMAGE_LIMIT, FACEVERIFY_IMAGES, Params, check_encoded_size
 from renlian.api.services import Services, ServicesDep, log_id
 from renlian.api.v3 import params as v3
-from renlian.api.v3.shape import analyzer_fields, face_entry, face_fields
+from renlian.api.v3.shape import MESH_FIELD, analyzer_fields, face_entry, face_fields
 from renlian.core.controls import LIVENESS
 from renlian.core.faces import Probe
 from renlian.errors import ErrorCode, FaceApiError
@@ -40,7 +40,13 @@ async def _detect(
     def run() -> list[dict[str, Any]]:
         photo = svc.ops.photo(app_id, ref)
         seen = svc.ops.detect(
-            app_id, photo, max_faces, landmarks=landmarks, attributes=attributes, controls=controls
+            app_id,
+            photo,
+            max_faces,
+            landmarks=landmarks,
+            attributes=attributes,
+            mesh=MESH_FIELD in fields,
+            controls=controls,
         )
         if centred:
             height, width = photo.pixels.shape[:2]

@@ -14,6 +14,7 @@ from renlian.core.facetokens import Location
 from renlian.vision.attributes import Attributes
 from renlian.vision.faces import Face, Points
 from renlian.vision.image import BGRImage
+from renlian.vision.landmark150 import landmark150
 from renlian.vision.landmarks import LANDMARK4_FROM_106, LANDMARK72_FROM_106, project
 
 DIGITS = 6
@@ -32,9 +33,12 @@ FIELDS: dict[str, str | None] = {
     "facetype": "qualities",
     "landmark": None,
     "landmark72": None,
+    "landmark150": None,
 }
+# The field answered by the face mesh, not by the 106-point model behind the other landmarks.
+MESH_FIELD = "landmark150"
 # Fields v3 documents that no model of ours answers yet: accepted, and left out (docs/compat.md).
-UNSERVED = frozenset({"eye_status", "emotion", "mask", "landmark150", "spoofing"})
+UNSERVED = frozenset({"eye_status", "emotion", "mask", "spoofing"})
 EXPRESSIONS = ("none", "smile", "laugh")
 GLASSES = ("none", "common", "sun")
 OCCLUSION_NAMES = {"chin": "chin_contour"}
@@ -45,8 +49,8 @@ def face_fields(p: Params) -> set[str]:
 
 
 def analyzer_fields(fields: set[str]) -> tuple[bool, frozenset[str]]:
-    """(landmarks wanted, the analyzer's attribute fields) for v3 face_field names."""
-    wanted = {FIELDS[name] for name in fields}
+    """(106-point landmarks wanted, the analyzer's attribute fields) for v3 face_field names."""
+    wanted = {FIELDS[name] for name in fields - {MESH_FIELD}}
     return None in wanted, frozenset(name for name in wanted if name is not None)
 
 
@@ -81,6 +85,10 @@ def face_entry(
     if face.landmarks106 is not None and fields & {"landmark", "landmark72"}:
         entry["landmark"] = _points(project(face.landmarks106, LANDMARK4_FROM_106))
         entry["landmark72"] = _points(project(face.landmarks106, LANDMARK72_FROM_106))
+    if face.mesh is not None and MESH_FIELD in fields:
+        entry[MESH_FIELD] = {
+            name: {"x": round(x, 2), "y": round(y, 2)} for name, (x, y) in landmark150(face.mesh).items()
+        }
     if face.attributes is not None:
         entry.update(attributes(face.attributes, fields))
     if crop:
