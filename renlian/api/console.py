@@ -1,12 +1,17 @@
-"""The web console: a static page at /console/ and one endpoint for the thumbnails of enrolled faces.
+"""The web console: a static page at /console/ and a few read-only endpoints the public API lacks.
 
 The page (renlian/console/static) signs in with an app's API key and secret key at /oauth/2.0/token
 and then calls the public v3 API with the token, like any other client: it has no private way in.
-The one thing the public API does not give it is a face's picture, so
-`GET /console/api/faces/{face_token}.jpg?access_token=...` returns the aligned crop the library keeps
-of an enrolled face. It is admitted by the same guard as every /rest call (credentials first, then
-the app's faceset switch and quotas), and it looks the face up only within the token's app: another
-app's face_token answers 404, exactly like one that never existed.
+What the public API does not give it, it reads under /console/api/, from what the server already
+keeps:
+
+- `faces/{face_token}.jpg`: the aligned crop the library keeps of an enrolled face (thumbnails);
+- `groups/{group_id}/users`: a page of a group's users with the group's user and face counts,
+  filtered over the whole group (getusers has no count and no filter).
+
+Each is admitted by the same guard as every /rest call (credentials first, then the app's faceset
+switch and quotas) and reads only the token's app: another app's face or group answers 404, exactly
+like one that never existed.
 """
 
 from __future__ import annotations
@@ -14,16 +19,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from functools import cache
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from renlian.api.deps import Call, rest_call
 from renlian.api.params import SMALL_BODY_LIMIT
-from renlian.api.services import ServicesDep
+from renlian.api.services import Services, ServicesDep
 from renlian.core.facetokens import TOKEN
 from renlian.errors import ErrorCode, FaceApiError
+from renlian.library.library import parse_groups
 
 PREFIX = "/console"
 
@@ -49,10 +55,11 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-# A face crop is biometric data: the browser must not keep it on disk.
-THUMBNAIL_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+# A face crop is biometric data, and a user list personal data: the browser must not keep them on disk.
+PRIVATE_HEADERS = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
-# The guard's refusals as HTTP statuses: an <img> element reads no JSON envelope.
+# The guard's refusals as HTTP statuses: an <img> element reads no JSON envelope, and the page reads
+# the console's own endpoints the same way.
 REFUSALS = {
     ErrorCode.INVALID_TOKEN_PARAM: 401,
     ErrorCode.TOKEN_INVALID: 401,
@@ -68,7 +75,13 @@ router = APIRouter(include_in_schema=False)
 _admit = rest_call("faceset", SMALL_BODY_LIMIT, reads_body=False)
 
 
-async def _thumbnail_call(request: Request) -> AsyncIterator[Call]:
+# A page of users: as many as getusers gives at most.
+MAX_USERS_PAGE = 1000
+# Every row of a group, in one read: LIMIT needs a number.
+ALL_ROWS = 2**31 - 1
+
+
+async def _console_call(request: Request) -> AsyncIterator[Call]:
     """rest_call's admission, with a refusal answered as an HTTP status instead of an envelope."""
     admission = _admit(request)
     try:
@@ -83,7 +96,7 @@ async def _thumbnail_call(request: Request) -> AsyncIterator[Call]:
         await anext(admission, None)
 
 
-ThumbnailCall = Annotated[Call, Depends(_thumbnail_call)]
+ConsoleCall = Annotated[Call, Depends(_console_call)]
 
 
 @cache
@@ -108,7 +121,7 @@ def _asset(name: str) -> Response:
 
 
 @router.get(PREFIX + "/api/faces/{face_token}.jpg")
-async def face_thumbnail(face_token: str, call: ThumbnailCall, svc: ServicesDep) -> Response:
+async def face_thumbnail(face_token: str, call: ConsoleCall, svc: ServicesDep) -> Response:
     """The aligned crop of one of the calling app's enrolled faces, by its face_token."""
     if not TOKEN.fullmatch(face_token):
         # The store matches a prefix of the photo's checksum: only a whole token may reach it.
@@ -116,7 +129,60 @@ async def face_thumbnail(face_token: str, call: ThumbnailCall, svc: ServicesDep)
     jpeg = await svc.pools.store.run(svc.library.store.crop_by_token, call.app_id, face_token)
     if jpeg is None:
         raise HTTPException(404, "not found")
-    return Response(jpeg, media_type="image/jpeg", headers=THUMBNAIL_HEADERS)
+    return Response(jpeg, media_type="image/jpeg", headers=PRIVATE_HEADERS)
+
+
+def _bounded(name: str, value: str, low: int, high: int) -> int:
+    """A whole number in [low, high], or 400 saying which parameter is wrong: the page reads HTTP
+    statuses here, where FastAPI's own check would answer with the API's envelope."""
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise HTTPException(400, f"{name} must be a whole number from {low} to {high}")
+    return int(value)
+
+
+def _group_listing(
+    svc: Services, app_id: str, group: str, needle: str, start: int, length: int
+) -> dict[str, Any] | None:
+    """The group's counts and one page of its users whose ID or info holds `needle` (any case)."""
+    store = svc.library.store
+    if not store.group_registered(app_id, group):
+        return None
+    # One read of the group's rows: a filter has to look at every user, and so does a count.
+    users = store.group_users(app_id, group, 0, ALL_ROWS)
+    folded = needle.casefold()
+    matched = [user for user in users if folded in user.uid.casefold() or folded in user.user_info.casefold()]
+    index = svc.library.index.group(app_id, group)
+    return {
+        "group_id": group,
+        "user_num": len(users),
+        "face_num": len(index) if index is not None else 0,
+        "match_num": len(matched),
+        "user_list": [
+            {"user_id": user.uid, "user_info": user.user_info} for user in matched[start : start + length]
+        ],
+    }
+
+
+@router.get(PREFIX + "/api/groups/{group_id}/users")
+async def group_users(
+    group_id: str,
+    call: ConsoleCall,
+    svc: ServicesDep,
+    needle: Annotated[str, Query(alias="filter")] = "",
+    start: str = "0",
+    length: str = "100",
+) -> JSONResponse:
+    """A page of the group's users (ID and info) whose ID or info contains `filter`, with the
+    group's user and face counts and the number that match."""
+    try:
+        (group,) = parse_groups(group_id)
+    except (FaceApiError, ValueError) as exc:
+        raise HTTPException(404, "not found") from exc
+    first, size = _bounded("start", start, 0, ALL_ROWS), _bounded("length", length, 1, MAX_USERS_PAGE)
+    listing = await svc.pools.store.run(_group_listing, svc, call.app_id, group, needle.strip(), first, size)
+    if listing is None:
+        raise HTTPException(404, f"group {group} does not exist")
+    return JSONResponse(listing, headers=PRIVATE_HEADERS)
 
 
 @router.get(PREFIX)

@@ -26,6 +26,9 @@ const MAX_SEARCH_USERS = 5;
 const LEVELS = ["NONE", "LOW", "NORMAL", "HIGH"];
 const DEFAULT_CONTROLS = { quality_control: "NORMAL", liveness_control: "NONE" };
 const PAGE = 1000;
+// A group's users are listed a page at a time, however many it holds.
+const USERS_PAGE = 100;
+const FILTER_DELAY_MS = 250;
 const VIEWS = ["library", "detect", "compare", "search"];
 const COLORS = ["#0ea5e9", "#f59e0b", "#a855f7", "#10b981", "#ef4444", "#6366f1"];
 
@@ -45,7 +48,10 @@ let generation = 0;
 const state = {
   groups: [],
   group: null,
-  users: [],
+  users: [], // [{user_id, user_info}]: one page of the group's users that match the filter
+  listing: null, // {group_id, user_num, face_num, match_num}, or null while it loads
+  userFilter: "",
+  userStart: 0,
   user: null,
   userInfo: null,
   faces: [],
@@ -168,6 +174,18 @@ async function v3(path, body) {
 
 function userHref(group, user) {
   return `#/library/${encodeURIComponent(group)}/${encodeURIComponent(user)}`;
+}
+
+/** One of the console's own reads (renlian/api/console.py): refusals come as HTTP statuses. */
+async function consoleApi(path, params = {}) {
+  const url = new URL(`api/${path}`, CONSOLE);
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  url.searchParams.set("access_token", token);
+  const response = await fetch(url);
+  const answer = await response.json().catch(() => ({}));
+  if (response.status === 401) signOut("signin.expired");
+  if (!response.ok) throw new ApiError(response.status, answer.detail || response.statusText);
+  return answer;
 }
 
 function faceUrl(faceToken) {
@@ -369,7 +387,12 @@ async function loadLibrary(group, user, current) {
   library.dataset.depth = user ? "2" : group ? "1" : "0";
   const groups = await v3("faceset/group/getlist", { start: 0, length: PAGE });
   if (current !== generation) return;
-  Object.assign(state, { groups: groups.group_id_list, group, user, users: [] });
+  if (group !== state.group) {
+    // Another group: its list starts unfiltered, at its first page.
+    Object.assign(state, { userFilter: "", userStart: 0, listing: null, users: [] });
+    $("#user-filter").value = "";
+  }
+  Object.assign(state, { groups: groups.group_id_list, group, user });
   Object.assign(state, { userInfo: null, faces: [], userLoaded: false });
   if (group && !state.groups.includes(group)) {
     location.hash = "#/library";
@@ -379,24 +402,51 @@ async function loadLibrary(group, user, current) {
   renderUsers();
   renderUser();
   if (!group) return;
-  const users = await v3("faceset/group/getusers", { group_id: group, start: 0, length: PAGE });
-  if (current !== generation) return;
-  state.users = users.user_id_list;
-  if (user && !state.users.includes(user)) {
+  // The user is read by its ID, not looked for in the list: a direct link reaches any user of a
+  // group, whichever page of the list holds it.
+  await Promise.all([loadUsers(), user ? loadUser(group, user, current) : null]);
+}
+
+let usersRequest = 0;
+
+/** The open group's counts and the page of its users that `state.userFilter` and `userStart` pick. */
+async function loadUsers() {
+  const request = ++usersRequest;
+  const { group, userFilter, userStart } = state;
+  const listing = await consoleApi(`groups/${encodeURIComponent(group)}/users`, {
+    filter: userFilter,
+    start: userStart,
+    length: USERS_PAGE,
+  });
+  // A later keystroke or page, or another group, has asked since: its answer wins.
+  if (request !== usersRequest || group !== state.group) return;
+  state.listing = listing;
+  state.users = listing.user_list;
+  renderUsers();
+}
+
+async function loadUser(group, user, current) {
+  let record, faces;
+  try {
+    [record, faces] = await Promise.all([
+      v3("faceset/user/get", { user_id: user, group_id: group }),
+      v3("faceset/face/getlist", { user_id: user, group_id: group }),
+    ]);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === 223103) || current !== generation) throw error;
+    notify(t("user.missing", { user, group }), "error");
     location.hash = `#/library/${encodeURIComponent(group)}`;
     return;
   }
-  renderUsers();
-  if (!user) return;
-  const [record, faces] = await Promise.all([
-    v3("faceset/user/get", { user_id: user, group_id: group }),
-    v3("faceset/face/getlist", { user_id: user, group_id: group }),
-  ]);
   if (current !== generation) return;
   state.userInfo = record.user_list[0]?.user_info ?? null;
   state.faces = faces.face_list;
   state.userLoaded = true;
   renderUser();
+}
+
+function number(value) {
+  return value.toLocaleString(lang === "zh" ? "zh-CN" : "en");
 }
 
 function renderGroups() {
@@ -423,20 +473,31 @@ function renderUsers() {
   $("#users-body").hidden = !group;
   if (!group) return;
   label($("#users-title"), "users.title", { group });
+  const { listing, userFilter, userStart } = state;
   $("#user-list").replaceChildren(
-    ...state.users.map((user) =>
-      el(
-        "li",
-        {},
-        el("a", {
-          href: userHref(group, user),
-          class: user === state.user ? "selected" : "",
-          text: user,
-        }),
-      ),
-    ),
+    ...state.users.map(({ user_id: user, user_info: info }) => {
+      const link = el("a", { href: userHref(group, user), class: user === state.user ? "selected" : "" }, user);
+      if (info && info !== user) link.append(el("span", { class: "muted info", text: info }));
+      return el("li", {}, link);
+    }),
   );
-  $("#users-empty").hidden = state.users.length > 0;
+  const count = $("#users-count");
+  const pager = $("#users-pager");
+  $("#users-empty").hidden = !listing || listing.match_num > 0;
+  pager.hidden = !listing || listing.match_num <= USERS_PAGE;
+  if (!listing) {
+    count.textContent = "";
+    return;
+  }
+  const users = number(listing.user_num);
+  const faces = number(listing.face_num);
+  if (userFilter) label(count, "users.matching", { n: number(listing.match_num), users, filter: userFilter });
+  else label(count, "users.count", { users, faces });
+  label($("#users-empty"), userFilter ? "users.none_match" : "users.empty", { filter: userFilter });
+  const last = Math.min(userStart + USERS_PAGE, listing.match_num);
+  label($("#users-range"), "users.range", { first: number(userStart + 1), last: number(last), n: number(listing.match_num) });
+  $("#users-prev").disabled = userStart === 0;
+  $("#users-next").disabled = last >= listing.match_num;
 }
 
 function renderUser() {
@@ -565,6 +626,25 @@ function setUpLibrary() {
       location.hash = `#/library/${encodeURIComponent(group)}`;
     });
   });
+
+  let filterTimer;
+  $("#user-filter").addEventListener("input", (event) => {
+    clearTimeout(filterTimer);
+    // One request once the operator pauses, not one per keystroke.
+    filterTimer = setTimeout(() => {
+      Object.assign(state, { userFilter: event.target.value.trim(), userStart: 0 });
+      loadUsers().catch((error) => notify(errorText(error), "error"));
+    }, FILTER_DELAY_MS);
+  });
+  for (const [button, step] of [
+    ["#users-prev", -USERS_PAGE],
+    ["#users-next", USERS_PAGE],
+  ]) {
+    $(button).addEventListener("click", () => {
+      state.userStart = Math.max(0, state.userStart + step);
+      loadUsers().catch((error) => notify(errorText(error), "error"));
+    });
+  }
 
   $("#group-delete").addEventListener("click", async (event) => {
     const { group } = state;
