@@ -141,7 +141,7 @@ function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   Object.assign(state, { groups: [], group: null, users: [], user: null, faces: [] });
   Object.assign(state, { detect: null, compare: null, search: null });
-  for (const list of $$("#group-list, #user-list, #faces, #search-results, #detect-faces")) {
+  for (const list of $$("#group-list, #user-list, #faces, #search-results, #search-candidates, #detect-faces")) {
     list.replaceChildren();
   }
   const error = $("#signin-error");
@@ -862,10 +862,31 @@ async function loadSearch(current) {
   refreshButtons();
 }
 
+/** The operator's "same person" score: 80 unless changed, read wherever a verdict is drawn. */
+function threshold() {
+  const value = Number($("#search-threshold").value);
+  return Number.isFinite(value) && value >= 0 && value <= 100 ? value : SAME_PERSON;
+}
+
+/** Adds to each user the first of their faces in its group, for a thumbnail. */
+async function withPictures(users) {
+  await Promise.all(
+    users.map(async (user) => {
+      const faces = await v3("faceset/face/getlist", { user_id: user.user_id, group_id: user.group_id }).catch(
+        () => null,
+      );
+      user.face_token = faces?.face_list[0]?.face_token;
+    }),
+  );
+  return users;
+}
+
 function setUpSearch() {
   const form = $("#search-form");
   zones.search = dropZone($("[data-drop]", form), refreshButtons);
   $("#search-group").addEventListener("change", refreshButtons);
+  // The server is asked for every candidate (match_threshold 0): a new threshold only redraws.
+  $("#search-threshold").addEventListener("input", renderSearch);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const group = $("#search-group").value;
@@ -880,65 +901,69 @@ function setUpSearch() {
           image_type: "BASE64",
           group_id_list: group,
           max_user_num: MAX_SEARCH_USERS,
+          match_threshold: 0,
         });
         users = result.user_list;
       } catch (error) {
-        // 222207: nobody scores above the threshold, which is an answer, not a failure.
+        // 222207: the group holds no one to compare with, which is an answer, not a failure.
         if (!(error instanceof ApiError && error.code === 222207)) throw error;
       }
-      // A thumbnail of each user found: the first of their faces in that group.
-      await Promise.all(
-        users.map(async (user) => {
-          const faces = await v3("faceset/face/getlist", { user_id: user.user_id, group_id: user.group_id }).catch(
-            () => null,
-          );
-          user.face_token = faces?.face_list[0]?.face_token;
-        }),
-      );
-      state.search = { group, users };
+      state.search = { group, users: await withPictures(users) };
       renderSearch();
     });
   });
 }
 
+/** One user found by a search: their picture, ID, group and info, and the score. */
+function userRow(user, same) {
+  const picture = user.face_token
+    ? el("img", { src: faceUrl(user.face_token), alt: "", width: "56", height: "56" })
+    : el("span", { class: "no-picture" });
+  const details = el(
+    "div",
+    { class: "grow" },
+    el("a", { href: userHref(user.group_id, user.user_id), class: "user-id", text: user.user_id }),
+    el("span", { class: "muted", text: ` ${user.group_id}` }),
+    user.user_info ? el("div", { class: "muted", text: user.user_info }) : "",
+  );
+  const score = el(
+    "div",
+    { class: `score-tag ${same ? "same" : ""}` },
+    el("strong", { class: "score-value", text: user.score.toFixed(1) }),
+    label(el("span"), same ? "search.match" : "search.candidate"),
+  );
+  return el("li", { class: same ? "match" : "candidate" }, picture, details, score);
+}
+
 function renderSearch() {
-  const none = $("#search-none");
-  const list = $("#search-results");
+  const headline = $("#search-headline");
+  const [matchesTitle, candidatesTitle] = [$("#search-matches-title"), $("#search-candidates-title")];
+  const [matchList, candidateList] = [$("#search-results"), $("#search-candidates")];
   if (!state.search) {
-    none.hidden = true;
-    list.replaceChildren();
+    for (const element of [headline, matchesTitle, candidatesTitle]) element.hidden = true;
+    matchList.replaceChildren();
+    candidateList.replaceChildren();
     return;
   }
   const { group, users } = state.search;
-  none.hidden = users.length > 0;
-  label(none, "search.none", { group });
-  list.replaceChildren(
-    ...users.map((user) => {
-      const same = user.score >= SAME_PERSON;
-      const picture = user.face_token
-        ? el("img", { src: faceUrl(user.face_token), alt: "", width: "56", height: "56" })
-        : el("span", { class: "no-picture" });
-      const link = el("a", {
-        href: `#/library/${encodeURIComponent(user.group_id)}/${encodeURIComponent(user.user_id)}`,
-        class: "user-id",
-        text: user.user_id,
-      });
-      const details = el(
-        "div",
-        { class: "grow" },
-        link,
-        el("span", { class: "muted", text: ` ${user.group_id}` }),
-        user.user_info ? el("div", { class: "muted", text: user.user_info }) : "",
-      );
-      const score = el(
-        "div",
-        { class: `score-tag ${same ? "same" : ""}` },
-        el("strong", { class: "score-value", text: user.score.toFixed(2) }),
-        label(el("span"), same ? "search.same" : "search.unlikely"),
-      );
-      return el("li", {}, picture, details, score);
-    }),
-  );
+  const limit = threshold();
+  const matches = users.filter((user) => user.score >= limit);
+  const candidates = users.filter((user) => user.score < limit);
+  // The verdict first, in words: a best match, or nobody, never a list left to be read as one.
+  headline.hidden = false;
+  headline.classList.toggle("same", matches.length > 0);
+  if (matches.length) {
+    const best = matches[0];
+    label(headline, "search.best", { user: best.user_id, score: best.score.toFixed(1), group });
+  } else {
+    label(headline, "search.nobody", { threshold: limit, group });
+  }
+  matchesTitle.hidden = matches.length === 0;
+  label(matchesTitle, "search.matches", { threshold: limit });
+  candidatesTitle.hidden = candidates.length === 0;
+  label(candidatesTitle, "search.candidates", { threshold: limit });
+  matchList.replaceChildren(...matches.map((user) => userRow(user, true)));
+  candidateList.replaceChildren(...candidates.map((user) => userRow(user, false)));
 }
 
 // ---------------------------------------------------------------- start
