@@ -37,6 +37,26 @@ def v3(server: Server, path: str, body: Any, token: str | None = None) -> dict[s
     return answer
 
 
+# Wraps the page's fetch so that the test sees every v3 body the page sends (images left out).
+RECORD_CALLS = """
+window.__calls = [];
+const original = window.fetch;
+window.fetch = (url, options = {}) => {
+  if (String(url).includes('/rest/2.0/face/v3/') && typeof options.body === 'string') {
+    const body = JSON.parse(options.body);
+    delete body.image;
+    window.__calls.push({path: new URL(url).pathname, body});
+  }
+  return original(url, options);
+};
+"""
+
+
+def calls(page: Page, path: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = page.js("return window.__calls")
+    return [call["body"] for call in found if call["path"].endswith(path)]
+
+
 def photo(name: str) -> str:
     return base64.b64encode((DATA / name).read_bytes()).decode()
 

@@ -5,32 +5,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import cv2
 from selenium.webdriver.support.ui import Select
 
 from tests.conftest import Server, read
-from tests.console.browser import LAPTOP, PHONE, Page, v3
-
-# Wraps the page's fetch so that the test sees every v3 body the page sends (images left out).
-RECORD_CALLS = """
-window.__calls = [];
-const original = window.fetch;
-window.fetch = (url, options = {}) => {
-  if (String(url).includes('/rest/2.0/face/v3/') && typeof options.body === 'string') {
-    const body = JSON.parse(options.body);
-    delete body.image;
-    window.__calls.push({path: new URL(url).pathname, body});
-  }
-  return original(url, options);
-};
-"""
-
-
-def calls(page: Page, path: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = page.js("return window.__calls")
-    return [call["body"] for call in found if call["path"].endswith(path)]
+from tests.console.browser import LAPTOP, PHONE, RECORD_CALLS, Page, calls, v3
 
 
 def blurred(tmp: Path) -> Path:

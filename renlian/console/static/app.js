@@ -21,6 +21,11 @@ const SAME_PERSON = 80;
 const MAX_SEND_BYTES = 1_400_000;
 const MAX_SEND_SIDE = 2048;
 const MAX_SEARCH_USERS = 5;
+// detect's largest max_face_num, and multi-search's: the faces multi-search leaves out are searched
+// one by one by their face_token.
+const MAX_DETECT_FACES = 120;
+const MAX_MULTI_FACES = 10;
+const SEARCHES_AT_ONCE = 4;
 // quality_control and liveness_control: an enrolment asks for NORMAL quality unless the operator
 // picks otherwise, so that a photo without a usable face (a blurred one, a dog) is refused.
 const LEVELS = ["NONE", "LOW", "NORMAL", "HIGH"];
@@ -31,6 +36,8 @@ const USERS_PAGE = 100;
 const FILTER_DELAY_MS = 250;
 const VIEWS = ["library", "detect", "compare", "search"];
 const COLORS = ["#0ea5e9", "#f59e0b", "#a855f7", "#10b981", "#ef4444", "#6366f1"];
+const MATCH_COLOR = "#15803d";
+const NO_MATCH_COLOR = "#64748b";
 
 // The server's root, worked out from the page's own URL so that a console served under a path
 // prefix (behind a reverse proxy) still finds the API.
@@ -318,7 +325,7 @@ async function act(button, work, errorBox = null) {
   button.classList.add("busy");
   if (errorBox) showError(errorBox);
   try {
-    await work();
+    return await work();
   } catch (error) {
     if (error instanceof SignInError) {
       const detail = `${error.message} (${error.code})`;
@@ -329,6 +336,7 @@ async function act(button, work, errorBox = null) {
       notify(errorText(error), "error");
     }
     // Signed out by the failure (an expired token): the sign-in form already says why.
+    return undefined;
   } finally {
     button.classList.remove("busy");
     button.disabled = false;
@@ -572,35 +580,43 @@ async function userExists(group, user) {
   }
 }
 
+/** A photo file as user/add takes it (shrunk first if it is too large for a body). */
+async function photoImage(file) {
+  const photo = await preparePhoto(file);
+  return { image: photo.base64, image_type: "BASE64" };
+}
+
 /**
- * Enrols the form's photo for `userId` in the open group. A new user's ID must be free: user/add
- * would otherwise add the photo to whoever holds that ID and overwrite their info, so an ID in use
- * is refused with a link to its user, where adding a photo is an explicit action.
+ * Enrols `image()` (user/add's image and image_type) for `userId` in `group`, with the form's
+ * checks; true once enrolled. A new user's ID must be free: user/add would otherwise add the photo
+ * to whoever holds that ID and overwrite their info, so an ID in use is refused with a link to its
+ * user, where adding a photo is an explicit action.
  */
-async function enrol(form, zone, userId, userInfo, isNew) {
-  const { group } = state;
+async function enrol(form, { group, userId, userInfo, isNew, image }) {
   const errorBox = $(".form-error", form);
-  await act(
+  const done = await act(
     $("button[type=submit]", form),
     async () => {
       if (isNew && (await userExists(group, userId))) {
         const open = label(el("a", { href: userHref(group, userId) }), "enrol.exists.open", { user: userId });
         showError(errorBox, label(el("span"), "enrol.exists", { user: userId, group }), " ", open);
-        return;
+        return false;
       }
-      const photo = await preparePhoto(zone.file);
-      const body = { image: photo.base64, image_type: "BASE64", group_id: group, user_id: userId, ...controlsOf(form) };
+      const body = { ...(await image()), group_id: group, user_id: userId, ...controlsOf(form) };
       if (userInfo) body.user_info = userInfo;
       await v3("faceset/user/add", body);
       notify(t("enrol.done", { user: userId, group }));
-      zone.clear();
-      if (isNew) form.reset();
-      const target = userHref(group, userId);
-      if (location.hash === target) route();
-      else location.hash = target;
+      return true;
     },
     errorBox,
   );
+  return Boolean(done);
+}
+
+function openUser(group, user) {
+  const target = userHref(group, user);
+  if (location.hash === target) route();
+  else location.hash = target;
 }
 
 async function deleteFace(button, faceToken) {
@@ -678,16 +694,28 @@ function setUpLibrary() {
 
   for (const container of $$("[data-controls]")) controlFields(container);
   zones.enrolNew = dropZone($("#enrol-new [data-drop]"), refreshButtons);
-  $("#enrol-new").addEventListener("submit", (event) => {
+  $("#enrol-new").addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = event.target;
-    enrol(form, zones.enrolNew, form.elements.user_id.value.trim(), form.elements.user_info.value, true);
+    const { group } = state;
+    const userId = form.elements.user_id.value.trim();
+    const image = () => photoImage(zones.enrolNew.file);
+    if (await enrol(form, { group, userId, userInfo: form.elements.user_info.value, isNew: true, image })) {
+      zones.enrolNew.clear();
+      form.reset();
+      openUser(group, userId);
+    }
   });
 
   zones.enrolMore = dropZone($("#enrol-more [data-drop]"), refreshButtons);
-  $("#enrol-more").addEventListener("submit", (event) => {
+  $("#enrol-more").addEventListener("submit", async (event) => {
     event.preventDefault();
-    enrol(event.target, zones.enrolMore, state.user, null, false);
+    const { group, user } = state;
+    const image = () => photoImage(zones.enrolMore.file);
+    if (await enrol(event.target, { group, userId: user, userInfo: null, isNew: false, image })) {
+      zones.enrolMore.clear();
+      openUser(group, user);
+    }
   });
 }
 
@@ -706,32 +734,128 @@ function setUpDetect() {
       const result = await v3("detect", {
         image: photo.base64,
         image_type: "BASE64",
-        max_face_num: 10,
+        max_face_num: MAX_DETECT_FACES,
         face_field: "age,gender,expression,glasses,quality,landmark",
       });
       // Drawn from the photo that was sent: the coordinates are in its frame.
-      state.detect = { bitmap: await createImageBitmap(photo.blob), faces: result.face_list };
+      const bitmap = await createImageBitmap(photo.blob);
+      state.detect = { bitmap, base64: photo.base64, faces: result.face_list, matches: null };
       renderDetect();
+      await loadGroupChoices();
     }).then(() => {
       if (!state.detect) summary.textContent = "";
     });
   });
   // act() wants a button to mark busy; the drop zone's own label stands in for one.
   zones.detectButton = $("#detect-drop label");
+
+  $("#detect-search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const group = $("#detect-group").value;
+    act(event.submitter, async () => {
+      state.detect.matches = null;
+      renderDetect();
+      state.detect.matches = await searchEveryFace(state.detect, group);
+      state.detect.group = group;
+      renderDetect();
+    });
+  });
+
+  const dialog = $("#enrol-face");
+  $("#enrol-face button[value=cancel]").addEventListener("click", () => dialog.close());
+  $("#enrol-face-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const faceToken = dialog.dataset.faceToken;
+    const group = form.elements.group_id.value;
+    const userId = form.elements.user_id.value.trim();
+    // The face as detect saw it, by its face_token: no photo is sent again.
+    const image = async () => ({ image: faceToken, image_type: "FACE_TOKEN" });
+    if (await enrol(form, { group, userId, userInfo: form.elements.user_info.value, isNew: true, image })) {
+      dialog.close();
+      // The next face is another person; the group and the checks usually stay.
+      form.elements.user_id.value = form.elements.user_info.value = "";
+    }
+  });
+}
+
+/** The groups a face can be searched in or enrolled into, for detect's two group pickers. */
+async function loadGroupChoices() {
+  const groups = await v3("faceset/group/getlist", { start: 0, length: PAGE });
+  state.groups = groups.group_id_list;
+  for (const select of [$("#detect-group"), $("#enrol-face-group")]) {
+    const chosen = select.value || state.group;
+    select.replaceChildren(...state.groups.map((group) => el("option", { value: group, text: group })));
+    if (state.groups.includes(chosen)) select.value = chosen;
+  }
+  $("#detect-search").hidden = state.groups.length === 0 || !state.detect?.faces.length;
+}
+
+/**
+ * The best user of `group` for every face of the detected photo, by face_token (null where the group
+ * has none). multi-search takes the photo's largest faces in one pass; the faces beyond its limit
+ * are searched one by one by the face_token detect gave them, a few at a time. Both ask for every
+ * candidate (match_threshold 0): the verdict is drawn at the operator's threshold.
+ */
+async function searchEveryFace(detected, group) {
+  const best = new Map();
+  const multi = await v3("multi-search", {
+    image: detected.base64,
+    image_type: "BASE64",
+    group_id_list: group,
+    max_face_num: MAX_MULTI_FACES,
+    max_user_num: 1,
+    match_threshold: 0,
+  });
+  // The same photo gives the same face_tokens: multi-search's faces are detect's.
+  for (const face of multi.face_list) best.set(face.face_token, face.user_list[0] ?? null);
+  const rest = detected.faces.filter((face) => !best.has(face.face_token));
+  const searchOne = async (face) => {
+    try {
+      const found = await v3("search", {
+        image: face.face_token,
+        image_type: "FACE_TOKEN",
+        group_id_list: group,
+        max_user_num: 1,
+        match_threshold: 0,
+      });
+      best.set(face.face_token, found.user_list[0] ?? null);
+    } catch (error) {
+      // 222207: the group holds no one to compare with.
+      if (!(error instanceof ApiError && error.code === 222207)) throw error;
+      best.set(face.face_token, null);
+    }
+  };
+  for (let start = 0; start < rest.length; start += SEARCHES_AT_ONCE) {
+    await Promise.all(rest.slice(start, start + SEARCHES_AT_ONCE).map(searchOne));
+  }
+  return best;
+}
+
+/** The face's best user at or above the operator's threshold, or null. */
+function matchOf(face) {
+  const user = state.detect?.matches?.get(face.face_token);
+  return user && user.score >= threshold() ? user : null;
 }
 
 function renderDetect() {
   const canvas = $("#detect-canvas");
   const summary = $("#detect-summary");
   const info = $("#detect-faces");
+  const searched = $("#detect-search-summary");
   if (!state.detect) {
     canvas.hidden = true;
+    searched.hidden = true;
+    $("#detect-search").hidden = true;
     delete canvas.dataset.faces;
+    delete canvas.dataset.matched;
     info.replaceChildren();
     return;
   }
-  const { bitmap, faces } = state.detect;
-  label(summary, faces.length ? "detect.count" : "detect.none", { n: faces.length });
+  const { bitmap, faces, matches } = state.detect;
+  label(summary, faces.length === 1 ? "detect.one" : faces.length ? "detect.count" : "detect.none", {
+    n: faces.length,
+  });
   canvas.hidden = false;
   canvas.width = bitmap.width;
   canvas.height = bitmap.height;
@@ -742,6 +866,17 @@ function renderDetect() {
   faces.forEach((face, index) => drawFace(context, face, index, unit));
   canvas.dataset.faces = String(faces.length);
   info.replaceChildren(...faces.map((face, index) => faceCard(face, index)));
+  searched.hidden = !matches;
+  if (matches) {
+    const matched = faces.filter(matchOf).length;
+    canvas.dataset.matched = String(matched);
+    label(searched, "detect.search.done", {
+      matched,
+      n: faces.length,
+      group: state.detect.group,
+      threshold: threshold(),
+    });
+  } else delete canvas.dataset.matched;
 }
 
 function drawFace(context, face, index, unit) {
@@ -759,17 +894,28 @@ function drawFace(context, face, index, unit) {
   }
 
   const parts = [`${index + 1}`];
-  if (face.age !== undefined) parts.push(String(face.age));
-  if (face.gender) parts.push(t(`value.${face.gender.type}`));
-  if (face.expression && face.expression.type !== "none") parts.push(t(`value.${face.expression.type}`));
-  if (face.glasses && face.glasses.type !== "none") parts.push(t(`value.${face.glasses.type}`));
+  let tagColor = color;
+  if (state.detect.matches) {
+    // After a search, the tag says who the face is, in green, or that nobody in the group reaches
+    // the threshold, in grey.
+    const match = matchOf(face);
+    parts.push(match ? `${match.user_id} ${match.score.toFixed(1)}` : t("detect.nomatch"));
+    tagColor = match ? MATCH_COLOR : NO_MATCH_COLOR;
+  } else {
+    if (face.age !== undefined) parts.push(String(face.age));
+    if (face.gender) parts.push(t(`value.${face.gender.type}`));
+    if (face.expression && face.expression.type !== "none") parts.push(t(`value.${face.expression.type}`));
+    if (face.glasses && face.glasses.type !== "none") parts.push(t(`value.${face.glasses.type}`));
+  }
   const text = parts.join(" · ");
-  const size = 13 * unit;
+  // Smaller on small faces, so that the tags of a crowded photo stay apart, but always readable.
+  const size = Math.max(9 * unit, Math.min(13 * unit, width / 4));
   context.font = `600 ${size}px system-ui, sans-serif`;
   const tagWidth = context.measureText(text).width + size;
   const tagHeight = size * 1.6;
   // Above the box, or inside it when the box touches the top of the photo.
   const tagTop = top - tagHeight >= 0 ? top - tagHeight : top;
+  context.fillStyle = tagColor;
   context.fillRect(left - context.lineWidth / 2, tagTop, tagWidth, tagHeight);
   context.fillStyle = "#fff";
   context.textBaseline = "middle";
@@ -803,14 +949,44 @@ function faceCard(face, index) {
       .join(", ");
     row("attr.occlusion", occlusion);
   }
+  const matches = state.detect.matches;
+  if (matches) {
+    const user = matches.get(face.face_token);
+    const match = matchOf(face);
+    if (match) row("detect.match", `${match.user_id} (${match.score.toFixed(1)})`);
+    else if (user) row("detect.match", t("detect.nomatch.best", { user: user.user_id, score: user.score.toFixed(1) }));
+    else row("detect.match", t("detect.nomatch"));
+  }
   const swatch = el("span", { class: "swatch" });
   swatch.style.background = COLORS[index % COLORS.length];
+  const enrolButton = el("button", { type: "button", class: "small", text: t("enrol.face") });
+  enrolButton.addEventListener("click", () => openFaceEnrolment(face));
   return el(
     "section",
-    { class: "face-card" },
+    { class: `face-card${matchOf(face) ? " matched" : ""}`, "data-face-token": face.face_token },
     el("h3", {}, swatch, t("detect.face", { n: index + 1 })),
     el("dl", {}, ...rows),
+    enrolButton,
   );
+}
+
+/** The enrolment dialog for one detected face, with its picture cut from the photo. */
+async function openFaceEnrolment(face) {
+  const dialog = $("#enrol-face");
+  const form = $("#enrol-face-form");
+  dialog.dataset.faceToken = face.face_token;
+  showError($(".form-error", form));
+  const { left, top, width, height } = face.location;
+  const crop = document.createElement("canvas");
+  crop.width = crop.height = 112;
+  crop.getContext("2d").drawImage(state.detect.bitmap, left, top, width, height, 0, 0, 112, 112);
+  $("#enrol-face-preview").src = crop.toDataURL("image/jpeg");
+  await loadGroupChoices();
+  if (state.groups.length === 0) {
+    notify(t("search.nogroups"), "error");
+    return;
+  }
+  dialog.showModal();
 }
 
 // ---------------------------------------------------------------- compare
@@ -885,8 +1061,6 @@ function setUpSearch() {
   const form = $("#search-form");
   zones.search = dropZone($("[data-drop]", form), refreshButtons);
   $("#search-group").addEventListener("change", refreshButtons);
-  // The server is asked for every candidate (match_threshold 0): a new threshold only redraws.
-  $("#search-threshold").addEventListener("input", renderSearch);
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const group = $("#search-group").value;
@@ -990,6 +1164,14 @@ function setUp() {
       else location.hash = "#/library";
     });
   });
+  for (const input of $$(".threshold")) {
+    // One threshold for the search page and for detect's searches: the operator's, wherever set.
+    input.addEventListener("input", () => {
+      for (const other of $$(".threshold")) if (other !== input) other.value = input.value;
+      renderSearch();
+      renderDetect();
+    });
+  }
   for (const button of $$("#confirm button")) {
     button.addEventListener("click", () => $("#confirm").close(button.value));
   }
