@@ -17,7 +17,8 @@ By default a seed stops at its first property violation (what follows a divergen
 it); `--keep-going` records up to 30 per seed, the model following the store after each.
 `--sabotage KIND` corrupts the harness on purpose (score: every brute-force score 0.2 too high;
 drop-add / keep-delete: the model ignores one acknowledged add / delete; quota: one request fewer
-allowed; refusal: no fault excuses a refusal; store: the model forgets a group at the final check),
+allowed; refusal: no fault excuses a refusal; store: the model forgets a group at the final check;
+lag: no staleness allowed at all, so a node's first answer after another node's write is stale),
 to show that the matching checks fire.
 
 Output: one line per seed on stderr, then the totals (operations, faults by kind, seeds with any

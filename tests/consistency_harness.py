@@ -126,7 +126,7 @@ BURST_WRITES = 3
 FLEET_FAULTS = ("kill9", "pg-stop", "stall", "rows-full", "restart")
 SQLITE_FAULTS = ("kill9", "restart", "rows-full")
 # Sabotage runs corrupt the harness on purpose, to show that its checks catch what they claim to.
-SABOTAGE = ("score", "drop-add", "keep-delete", "quota", "refusal", "store")
+SABOTAGE = ("score", "drop-add", "keep-delete", "quota", "refusal", "store", "lag")
 MAX_VIOLATIONS_PER_SEED = 30
 # What _judge returns for an answer that no allowed version explains.
 UNEXPLAINED = -1
@@ -676,6 +676,9 @@ class Scenario:
         # node -> (its start number, renlian_index_sync_reloads, when read)
         self.reloads_seen: dict[str, tuple[int, float, float]] = {}
         self.began = time.monotonic()
+        # How stale an answer may be: the promise plus slack (none at all in the "lag" sabotage, so
+        # that the other node's first answer after a write is caught as stale).
+        self.window = 0.0 if options.sabotage == "lag" else LAG + STALE_SLACK
 
     # Running ---------------------------------------------------------------------------------------
 
@@ -1448,7 +1451,7 @@ class Scenario:
                 )
             return None
         answer = parse_answer(query, reply.body)
-        low = max(self.floors.get((node.name, app), 0), history.current_at(reply.started - LAG - STALE_SLACK))
+        low = max(self.floors.get((node.name, app), 0), history.current_at(reply.started - self.window))
         matched = self._match(answer, query, app, range(history.last, low - 1, -1), low)
         if matched is None:
             self.note(f"{node.name} {query.describe()} -> {answer.describe()}")
@@ -1502,7 +1505,7 @@ class Scenario:
                 "+".join(kinds) or "stale",
                 f"{node.name} answered {query.describe()} with {answer.describe()}, "
                 f"the state before: {missed}. "
-                f"Promise: {LAG:g} s (+{STALE_SLACK:g} s slack)",
+                f"Promise: {LAG:g} s (+{STALE_SLACK:g} s slack; judged with {self.window:g} s)",
             )
             return
         info_ok = self._info_ok(app, low)
@@ -1654,7 +1657,7 @@ class Scenario:
             self._handle_write(node, app, write, reply, deferred)
         # Until the promise has passed since the last answer, a node may show the adds in their
         # commit order, whose intermediate states the model (in answer order) does not have.
-        settled = max((reply.finished for _, reply, _ in done), default=0.0) + LAG + STALE_SLACK
+        settled = max((reply.finished for _, reply, _ in done), default=0.0) + self.window
         for item in deferred:
             self._verify(
                 item.app, item.write, item.before, item.version, first=item.node, lenient_until=settled
@@ -1840,7 +1843,7 @@ class Scenario:
                 if not wrong:
                     break
                 last_ack = max(self.histories[a].versions[-1].acked_at for a, _, _ in wrong)
-                if time.monotonic() > last_ack + LAG + STALE_SLACK:
+                if time.monotonic() > last_ack + self.window:
                     self.violate(
                         "index-count",
                         f"{node.name}'s renlian_index_faces: "

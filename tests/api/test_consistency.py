@@ -38,6 +38,7 @@ from tests.consistency_model import (
     Query,
     State,
     User,
+    changed_faces,
     compare,
     expect,
     scorer,
@@ -83,13 +84,7 @@ def sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 # Properties today's code is known to break, with why (issue 20): a seed whose only violations are
 # of these kinds is reported as an expected failure, any other violation fails the test. Delete an
 # entry once its fix lands.
-KNOWN_FAILURES = {
-    "mixed-read": (
-        "issue 20: v2 identify checks that a group holds faces on one index version and searches "
-        "another, so a group emptied on the other node in between answers an empty success "
-        "instead of 216618"
-    ),
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 def run_seed(
@@ -206,6 +201,12 @@ def test_the_checks_catch_each_kind_of_wrong_answer() -> None:
     # searches another: the harness reports that as a mixed read.
     assert compare(Answer(0, ((),)), expect(state, query, score))
     assert compare(Answer(0, ((),)), expect(empty, query, score, gate=state)) == []
+
+    # A stale answer is classified by what the missed writes did: faces they removed (a deleted face
+    # returned) or added (an acknowledged face not visible).
+    added, removed = changed_faces(state, empty, ["g"])
+    assert (added, len(removed)) == (set(), 4)
+    assert changed_faces(empty, state, ["g"])[0] == removed
 
     # The freshness window: a version superseded longer ago than the promise is no longer allowed.
     history = History()
