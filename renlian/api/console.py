@@ -5,6 +5,7 @@ and then calls the public v3 API with the token, like any other client: it has n
 What the public API does not give it, it reads under /console/api/, from what the server already
 keeps:
 
+- `app`: the app the token acts for, its ID and name (the page shows which app it is signed in to);
 - `faces/{face_token}.jpg`: the aligned crop the library keeps of an enrolled face (thumbnails);
 - `groups/{group_id}/users`: a page of a group's users with the group's user and face counts,
   filtered over the whole group (getusers has no count and no filter).
@@ -118,6 +119,15 @@ def _asset(name: str) -> Response:
         raise HTTPException(404, "not found")
     content, media_type = found
     return Response(content, media_type=media_type, headers=PAGE_HEADERS)
+
+
+@router.get(PREFIX + "/api/app")
+async def signed_in_app(call: ConsoleCall, svc: ServicesDep) -> JSONResponse:
+    """The app the token acts for: its ID and name, never its keys."""
+    app = await svc.pools.auth.run(svc.guard.apps.app, call.app_id)
+    if app is None:
+        raise HTTPException(404, "not found")
+    return JSONResponse({"app_id": app.app_id, "name": app.name}, headers=PRIVATE_HEADERS)
 
 
 @router.get(PREFIX + "/api/faces/{face_token}.jpg")

@@ -30,6 +30,7 @@ def test_page_files(console: Server) -> None:
     for name, kind in [
         ("app.js", "text/javascript"),
         ("strings.js", "text/javascript"),
+        ("zip.js", "text/javascript"),
         ("style.css", "text/css"),
     ]:
         asset = httpx.get(f"{console.base_url}/console/{name}")

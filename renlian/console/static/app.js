@@ -3,12 +3,14 @@
 // It signs in like any client (an app's API key and secret key for an access token at
 // /oauth/2.0/token) and then calls /rest/2.0/face/v3/... with ?access_token=. The secret key is sent
 // once, in the sign-in request's body, and never stored; the token lives in sessionStorage, so it
-// goes when the tab does. The only URL that is not the public API is ./api/faces/<face_token>.jpg,
-// the stored crop of an enrolled face, for thumbnails (renlian/api/console.py).
+// goes when the tab does. The only URLs that are not the public API are the console's own reads
+// under ./api/ (renlian/api/console.py): the signed-in app, face thumbnails, a group's users with
+// counts and a filter.
 //
 // Everything the server says (ids, user_info) is put into the page as text, never as HTML.
 
 import { STRINGS } from "./strings.js";
+import { ZipError, zipEntries } from "./zip.js";
 
 const TOKEN_KEY = "renlian.console.token";
 const LANG_KEY = "renlian.console.lang";
@@ -34,7 +36,16 @@ const PAGE = 1000;
 // A group's users are listed a page at a time, however many it holds.
 const USERS_PAGE = 100;
 const FILTER_DELAY_MS = 250;
-const VIEWS = ["library", "detect", "compare", "search"];
+const VIEWS = ["library", "detect", "compare", "search", "import"];
+// renlian import's rules (renlian/library/importer.py, library.py): a folder per user named by its
+// ID, these photo suffixes, IDs of letters, digits and _ up to 128 bytes.
+const PHOTO_SUFFIXES = [".jpg", ".jpeg", ".png", ".bmp"];
+const USER_ID = /^[A-Za-z0-9_]+$/;
+const MAX_USER_ID_BYTES = 128;
+const IMPORT_WORKERS = 2;
+// What an interrupted import had finished, per app, group and archive, so that choosing the same
+// archive again resumes it.
+const IMPORT_KEY = "renlian.console.import";
 const COLORS = ["#0ea5e9", "#f59e0b", "#a855f7", "#10b981", "#ef4444", "#6366f1"];
 const MATCH_COLOR = "#15803d";
 const NO_MATCH_COLOR = "#64748b";
@@ -65,6 +76,7 @@ const state = {
   detect: null, // {bitmap, faces}
   compare: null, // {score}
   search: null, // {group, users: [{user_id, group_id, user_info, score, face_token}]}
+  import: null, // {photos, ignored, key, name, results: Map(path -> outcome), running, stopping}
 };
 
 // ---------------------------------------------------------------- labels
@@ -94,9 +106,10 @@ function applyLanguage() {
   for (const element of $$("[data-i18n-label]")) {
     element.setAttribute("aria-label", t(element.dataset.i18nLabel));
   }
-  // Texts drawn from data (detect's canvas and attributes, alt texts) are drawn again.
+  // Texts drawn from data (detect's canvas and attributes, alt texts, the import report) are drawn again.
   renderDetect();
   renderFaces();
+  renderImport();
 }
 
 // ---------------------------------------------------------------- the API
@@ -112,15 +125,17 @@ class ApiError extends Error {
 /** A refused sign-in: shown on the sign-in form rather than as a message. */
 class SignInError extends ApiError {}
 
+/** The server's own reason: its code translated where the console knows it, its message otherwise,
+ * and its detail (what exactly failed) as it said it. */
+function reasonText(error) {
+  const known = `error.${error.code}`;
+  const reason = STRINGS.en[known] ? t(known) : error.message;
+  const detail = error.detail && error.detail !== error.message ? ` (${error.detail})` : "";
+  return reason + detail;
+}
+
 function errorText(error) {
-  if (error instanceof ApiError) {
-    // The server's own reason: its code translated where the console knows it, its message
-    // otherwise, and its detail (what exactly failed) as it said it.
-    const known = `error.${error.code}`;
-    const reason = STRINGS.en[known] ? t(known) : error.message;
-    const detail = error.detail && error.detail !== error.message ? ` (${error.detail})` : "";
-    return t("error", { code: error.code, message: reason + detail });
-  }
+  if (error instanceof ApiError) return t("error", { code: error.code, message: reasonText(error) });
   if (error instanceof TypeError) return t("error.network");
   return String(error.message || error);
 }
@@ -148,6 +163,10 @@ function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   Object.assign(state, { groups: [], group: null, users: [], user: null, faces: [] });
   Object.assign(state, { detect: null, compare: null, search: null });
+  // An import in progress stops after the photos being sent: the next sign-in can resume it.
+  if (state.import) state.import.stopping = true;
+  state.import = null;
+  signedInApp = null;
   for (const list of $$("#group-list, #user-list, #faces, #search-results, #search-candidates, #detect-faces")) {
     list.replaceChildren();
   }
@@ -385,6 +404,8 @@ function route() {
     loadLibrary(group || null, user || null, generation).catch((error) => notify(errorText(error), "error"));
   } else if (shown === "search") {
     loadSearch(generation).catch((error) => notify(errorText(error), "error"));
+  } else if (shown === "import") {
+    loadImport(group || null, generation).catch((error) => notify(errorText(error), "error"));
   }
 }
 
@@ -481,6 +502,7 @@ function renderUsers() {
   $("#users-body").hidden = !group;
   if (!group) return;
   label($("#users-title"), "users.title", { group });
+  $("#users-import").href = `#/import/${encodeURIComponent(group)}`;
   const { listing, userFilter, userStart } = state;
   $("#user-list").replaceChildren(
     ...state.users.map(({ user_id: user, user_info: info }) => {
@@ -1140,6 +1162,227 @@ function renderSearch() {
   candidateList.replaceChildren(...candidates.map((user) => userRow(user, false)));
 }
 
+// ---------------------------------------------------------------- bulk import
+
+let signedInApp = null;
+
+/** The app the token acts for ({app_id, name}), read once per sign-in. */
+async function currentApp() {
+  signedInApp ??= await consoleApi("app");
+  return signedInApp;
+}
+
+async function loadImport(group, current) {
+  const groups = await v3("faceset/group/getlist", { start: 0, length: PAGE });
+  if (current !== generation) return;
+  state.groups = groups.group_id_list;
+  const select = $("#import-group");
+  const chosen = group || select.value || state.group;
+  select.disabled = Boolean(state.import?.running);
+  select.replaceChildren(...state.groups.map((name) => el("option", { value: name, text: name })));
+  if (state.groups.includes(chosen)) select.value = chosen;
+  $("#import-nogroups").hidden = state.groups.length > 0;
+  refreshImport();
+}
+
+/**
+ * What `renlian import` would enrol from these paths ({path, read}), by its rules: `<user_id>/<photo>`
+ * under the chosen folder (a zip's single top folder counts as that folder), photos by suffix, in
+ * the order of the user IDs and then the names. Everything else is listed as ignored, with why.
+ */
+function importPlan(files, stripTop) {
+  const photos = [];
+  const ignored = [];
+  const parts = (file) => file.path.split("/").filter(Boolean);
+  const kept = files.filter((file) => {
+    // macOS zips carry a copy of every file's metadata under __MACOSX/: never photos.
+    const skip = parts(file)[0] === "__MACOSX" || parts(file).at(-1).startsWith("._");
+    if (skip) ignored.push({ path: file.path, reason: "import.ignored.metadata" });
+    return !skip;
+  });
+  const tops = new Set(kept.map((file) => parts(file)[0]));
+  const top = stripTop || (tops.size === 1 && kept.some((file) => parts(file).length > 2));
+  for (const file of kept) {
+    const path = top ? parts(file).slice(1) : parts(file);
+    const name = path.at(-1) || "";
+    const suffix = name.includes(".") ? name.slice(name.lastIndexOf(".")).toLowerCase() : "";
+    if (path.length !== 2) {
+      ignored.push({ path: file.path, reason: path.length < 2 ? "import.ignored.loose" : "import.ignored.deep" });
+    } else if (!PHOTO_SUFFIXES.includes(suffix)) {
+      ignored.push({ path: file.path, reason: "import.ignored.suffix" });
+    } else {
+      photos.push({ uid: path[0], name, path: file.path, read: file.read });
+    }
+  }
+  photos.sort((a, b) => (a.uid === b.uid ? (a.name < b.name ? -1 : 1) : a.uid < b.uid ? -1 : 1));
+  return { photos, ignored };
+}
+
+function chooseImport(source) {
+  const plan = importPlan(source.files, source.stripTop);
+  state.import = { ...plan, key: source.key, name: source.name, results: new Map(), running: false };
+  renderImport();
+}
+
+function refreshImport() {
+  const run = state.import;
+  $("#import-start").disabled = !run || run.running || !run.photos.length || !$("#import-group").value;
+}
+
+function resumeKey(appId, group) {
+  return `${IMPORT_KEY}:${appId}:${group}:${state.import.key}`;
+}
+
+/** Enrols one photo of the plan; what happened to it: {outcome: enrolled|skipped|failed, code, reason}. */
+async function importOne(item, group, controls) {
+  if (!USER_ID.test(item.uid) || new TextEncoder().encode(item.uid).length > MAX_USER_ID_BYTES) {
+    // The code and message the server gives a malformed user_id, and the rule, without sending the photo.
+    return { outcome: "failed", error: new ApiError(222018, "param[user_id] format error"), rule: "rule.user_id" };
+  }
+  try {
+    const photo = await preparePhoto(await item.read());
+    await v3("faceset/user/add", {
+      image: photo.base64,
+      image_type: "BASE64",
+      group_id: group,
+      user_id: item.uid,
+      // renlian import's: the user's info is their ID.
+      user_info: item.uid,
+      ...controls,
+    });
+    return { outcome: "enrolled" };
+  } catch (error) {
+    // 223105: this photo is in the group already (an earlier run, or another user's).
+    if (error instanceof ApiError && error.code === 223105) return { outcome: "skipped" };
+    if (error instanceof TypeError) throw error; // the server is unreachable: stop, resumable
+    return { outcome: "failed", error };
+  }
+}
+
+async function runImport() {
+  const run = state.import;
+  const group = $("#import-group").value;
+  const controls = controlsOf($("#import-form"));
+  const key = resumeKey((await currentApp()).app_id, group);
+  const finished = new Set(JSON.parse(localStorage.getItem(key) || "[]"));
+  // A photo finished by an earlier run is not sent again; failures are tried again.
+  for (const item of run.photos) if (finished.has(item.path)) run.results.set(item.path, { outcome: "resumed" });
+  for (const item of run.photos) if (run.results.get(item.path)?.outcome === "failed") run.results.delete(item.path);
+  const queue = run.photos.filter((item) => !run.results.has(item.path));
+  Object.assign(run, { running: true, stopping: false, group });
+  renderImport();
+  const worker = async () => {
+    while (queue.length && !run.stopping) {
+      const item = queue.shift();
+      const result = await importOne(item, group, controls);
+      run.results.set(item.path, result);
+      if (result.outcome !== "failed") {
+        finished.add(item.path);
+        localStorage.setItem(key, JSON.stringify([...finished]));
+      }
+      renderImport();
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: IMPORT_WORKERS }, worker));
+  } catch (error) {
+    notify(errorText(error), "error");
+  } finally {
+    run.running = false;
+    // Everything in: nothing to resume. Failures keep the record, so a second run retries only them.
+    const failed = [...run.results.values()].some((result) => result.outcome === "failed");
+    if (run.results.size === run.photos.length && !failed) localStorage.removeItem(key);
+    renderImport();
+  }
+}
+
+function renderImport() {
+  const run = state.import;
+  const chosen = $("#import-chosen");
+  const progress = $("#import-progress");
+  const status = $("#import-status");
+  const report = $("#import-report");
+  const ignoredBox = $("#import-ignored");
+  $("#import-stop").hidden = !run?.running;
+  $("#import-group").disabled = Boolean(run?.running);
+  for (const input of $$("#import-zip, #import-folder")) input.disabled = Boolean(run?.running);
+  refreshImport();
+  if (!run) {
+    for (const element of [progress, report, ignoredBox]) element.hidden = true;
+    chosen.textContent = "";
+    return;
+  }
+  const users = new Set(run.photos.map((item) => item.uid)).size;
+  label(chosen, "import.chosen", { name: run.name, photos: run.photos.length, users, ignored: run.ignored.length });
+  const counts = { enrolled: 0, skipped: 0, failed: 0, resumed: 0 };
+  for (const result of run.results.values()) counts[result.outcome] += 1;
+  progress.hidden = run.results.size === 0 && !run.running;
+  progress.max = Math.max(1, run.photos.length);
+  progress.value = run.results.size;
+  status.hidden = progress.hidden;
+  status.classList.remove("error");
+  let key = run.running ? (run.stopping ? "import.stopping" : "import.running") : "import.done";
+  if (!run.running && run.results.size < run.photos.length) key = "import.stopped";
+  else if (key === "import.done" && counts.resumed) key = "import.done.resumed";
+  label(status, key, { done: run.results.size, total: run.photos.length, ...counts });
+  const failures = run.photos.filter((item) => run.results.get(item.path)?.outcome === "failed");
+  report.hidden = failures.length === 0;
+  $("tbody", report).replaceChildren(
+    ...failures.map((item) => {
+      // Worded at each drawing, so that a language switch translates the report too.
+      const { error, rule } = run.results.get(item.path);
+      let [code, reason] = error instanceof ApiError ? [error.code, reasonText(error)] : ["", errorText(error)];
+      if (rule) reason = `${reason}: ${t(rule)}`;
+      return el("tr", {}, el("td", { text: item.path }), el("td", { class: "code", text: String(code) }), el("td", { text: reason }));
+    }),
+  );
+  ignoredBox.hidden = run.ignored.length === 0;
+  label($("#import-ignored-title"), "import.ignored", { n: run.ignored.length });
+  $("ul", ignoredBox).replaceChildren(
+    ...run.ignored.map((file) => el("li", {}, `${file.path}: `, label(el("span"), file.reason))),
+  );
+}
+
+function setUpImport() {
+  $("#import-zip").addEventListener("change", async (event) => {
+    const file = event.target.files[0];
+    if (!file) return;
+    const status = $("#import-status");
+    let entries;
+    try {
+      entries = await zipEntries(file);
+    } catch (error) {
+      if (!(error instanceof ZipError)) throw error;
+      state.import = null;
+      renderImport();
+      status.hidden = false;
+      label(status, "import.bad_zip", { reason: error.message }).classList.add("error");
+      return;
+    }
+    const files = entries.map((entry) => ({ path: entry.name, read: entry.read }));
+    chooseImport({ files, key: `zip:${file.name}:${file.size}:${file.lastModified}`, name: file.name, stripTop: false });
+  });
+  $("#import-folder").addEventListener("change", (event) => {
+    const picked = [...event.target.files];
+    if (!picked.length) return;
+    const files = picked.map((file) => ({ path: file.webkitRelativePath || file.name, read: async () => file }));
+    const name = files[0].path.split("/")[0];
+    const size = picked.reduce((sum, file) => sum + file.size, 0);
+    // The picked folder is the import's folder: its own name is never a user's.
+    chooseImport({ files, key: `folder:${name}:${picked.length}:${size}`, name, stripTop: true });
+  });
+  $("#import-group").addEventListener("change", refreshImport);
+  $("#import-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    runImport();
+  });
+  $("#import-stop").addEventListener("click", () => {
+    // The photos being sent finish; nothing else starts. Choosing the archive again resumes.
+    state.import.stopping = true;
+    renderImport();
+  });
+}
+
 // ---------------------------------------------------------------- start
 
 function setUp() {
@@ -1179,6 +1422,7 @@ function setUp() {
   setUpDetect();
   setUpCompare();
   setUpSearch();
+  setUpImport();
   window.addEventListener("hashchange", route);
   applyLanguage();
   refreshButtons();

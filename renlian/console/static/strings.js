@@ -10,6 +10,7 @@ export const STRINGS = {
     "nav.detect": "Detect",
     "nav.compare": "Compare",
     "nav.search": "Search",
+    "nav.import": "Import",
     "signout": "Sign out",
 
     "signin.title": "Sign in",
@@ -148,6 +149,33 @@ export const STRINGS = {
     "search.candidate": "candidate",
     "search.nogroups": "Add a group in the library first.",
 
+    "users.import": "Import a zip or a folder into this group",
+    "import.title": "Import many users",
+    "import.intro":
+      "A zip file or a folder with one folder per user, named by the user's ID, holding that user's photos (.jpg, .jpeg, .png, .bmp): the layout renlian import reads. Each photo is enrolled with the checks below, the user's info being their ID; a photo already in the group is skipped, so an interrupted import resumes when the same zip or folder is chosen again.",
+    "import.zip": "Choose a zip file",
+    "import.folder": "Choose a folder",
+    "import.start": "Import",
+    "import.stop": "Stop",
+    "import.chosen": "{name}: {photos} photos of {users} users, {ignored} other files ignored.",
+    "import.running": "{done} of {total} photos: {enrolled} enrolled, {skipped} already in the group, {failed} failed…",
+    "import.stopping": "Stopping once the photos being sent are in ({done} of {total} done)…",
+    "import.stopped":
+      "Stopped at {done} of {total} photos: {enrolled} enrolled, {skipped} already in the group, {failed} failed. Import again (or choose the same zip or folder later) to go on.",
+    "import.done": "Done, {total} photos: {enrolled} enrolled, {skipped} already in the group, {failed} failed.",
+    "import.done.resumed":
+      "Done, {total} photos: {resumed} done by an earlier run, {enrolled} enrolled, {skipped} already in the group, {failed} failed.",
+    "import.photo": "Photo",
+    "import.code": "Code",
+    "import.reason": "Reason",
+    "import.ignored": "{n} files ignored",
+    "import.ignored.metadata": "macOS metadata, not a photo",
+    "import.ignored.loose": "not in a folder named by a user ID",
+    "import.ignored.deep": "in a folder below a user's folder",
+    "import.ignored.suffix": "not a .jpg, .jpeg, .png or .bmp photo",
+    "import.bad_zip": "This zip file cannot be read: {reason}.",
+    "rule.user_id": "A user ID is letters, digits and _ (at most 128 bytes).",
+
     "busy": "Working…",
     "cancel": "Cancel",
     "delete": "Delete",
@@ -170,6 +198,7 @@ export const STRINGS = {
     "nav.detect": "人脸检测",
     "nav.compare": "人脸对比",
     "nav.search": "人脸搜索",
+    "nav.import": "批量导入",
     "signout": "退出",
 
     "signin.title": "登录",
@@ -303,6 +332,33 @@ export const STRINGS = {
     "search.match": "匹配",
     "search.candidate": "候选",
     "search.nogroups": "请先在人脸库中添加用户组。",
+
+    "users.import": "将 zip 文件或文件夹导入该用户组",
+    "import.title": "批量导入用户",
+    "import.intro":
+      "一个 zip 文件或文件夹，每个用户一个子文件夹，以用户 ID 命名，内含该用户的照片（.jpg、.jpeg、.png、.bmp），与 renlian import 读取的结构相同。每张照片按下面的检查注册，用户资料为其 ID；已在该用户组中的照片会跳过，因此中断的导入在再次选择同一个 zip 文件或文件夹时会继续。",
+    "import.zip": "选择 zip 文件",
+    "import.folder": "选择文件夹",
+    "import.start": "导入",
+    "import.stop": "停止",
+    "import.chosen": "{name}：{users} 个用户的 {photos} 张照片，忽略 {ignored} 个其他文件。",
+    "import.running": "{total} 张照片中已处理 {done} 张：注册 {enrolled} 张，{skipped} 张已在用户组中，失败 {failed} 张…",
+    "import.stopping": "正在发送的照片完成后停止（已处理 {done}/{total}）…",
+    "import.stopped":
+      "已在 {total} 张照片中的第 {done} 张停止：注册 {enrolled} 张，{skipped} 张已在用户组中，失败 {failed} 张。再次导入（或稍后选择同一个 zip 文件或文件夹）即可继续。",
+    "import.done": "完成，共 {total} 张照片：注册 {enrolled} 张，{skipped} 张已在用户组中，失败 {failed} 张。",
+    "import.done.resumed":
+      "完成，共 {total} 张照片：{resumed} 张由之前的导入完成，注册 {enrolled} 张，{skipped} 张已在用户组中，失败 {failed} 张。",
+    "import.photo": "照片",
+    "import.code": "错误码",
+    "import.reason": "原因",
+    "import.ignored": "忽略了 {n} 个文件",
+    "import.ignored.metadata": "macOS 元数据，不是照片",
+    "import.ignored.loose": "不在以用户 ID 命名的文件夹中",
+    "import.ignored.deep": "在用户文件夹下更深的文件夹中",
+    "import.ignored.suffix": "不是 .jpg、.jpeg、.png 或 .bmp 照片",
+    "import.bad_zip": "无法读取该 zip 文件：{reason}。",
+    "rule.user_id": "用户 ID 由字母、数字和 _ 组成（最多 128 字节）。",
 
     "busy": "处理中…",
     "cancel": "取消",
