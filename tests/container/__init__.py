@@ -1,0 +1,1 @@
+"""Containers built from the repository and run with podman (docs/container.md)."""
