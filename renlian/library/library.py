@@ -263,16 +263,23 @@ class FaceLibrary:
         users: int,
         faces_per_user: int = 5,
         only_uid: str | None = None,
+        *,
+        require_faces: bool = False,
     ) -> list[list[GroupHit]]:
         """For each probe (a row of `queries`, unit vectors), the best `users` (group, uid) records
         across `groups`, ranked by their best face's score; each group's faces are read once for all
-        probes. Groups the index does not hold are skipped (the caller checks existence). With
-        `only_uid`, only that uid's faces are compared."""
+        probes. Groups the index does not hold are skipped (the caller checks existence), or with
+        `require_faces` refused (216618) as they are when they hold no face. With `only_uid`, only
+        that uid's faces are compared."""
         searched = self._searching(app_id)
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         found: list[list[tuple[str, UserHit]]] = [[] for _ in range(len(queries))]
         for group in groups:
             with searched.reading(app_id, group) as index:
+                # Checked on the version searched: a check on an earlier one could pass for a
+                # group that another node empties before the search reads it.
+                if require_faces and (index is None or len(index) == 0):
+                    raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
                 if index is None:
                     continue
                 if only_uid is None:
@@ -301,11 +308,11 @@ class FaceLibrary:
     ) -> tuple[list[GroupHit], float | None]:
         """The best `users` (group, uid) records across `groups` for the photo's largest face, and
         that face's liveness score if asked for."""
-        for group in groups:
+        for group in groups:  # before the models run: most requests for an empty group stop here
             if not self.group_exists_in_index(app_id, group):
                 raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
         query, live = self.analyzer.probe(pixels, liveness=liveness)
-        return self.search_embeddings(app_id, groups, query[None, :], users)[0], live
+        return self.search_embeddings(app_id, groups, query[None, :], users, require_faces=True)[0], live
 
     def verify(
         self, app_id: str, uid: str, groups: list[str], pixels: BGRImage, *, liveness: bool = False
