@@ -37,14 +37,15 @@ def v3(server: Server, path: str, body: Any, token: str | None = None) -> dict[s
     return answer
 
 
-# Wraps the page's fetch so that the test sees every v3 body the page sends (images left out).
+# Wraps the page's fetch so that the test sees every v3 body the page sends (images cut short).
 RECORD_CALLS = """
 window.__calls = [];
 const original = window.fetch;
 window.fetch = (url, options = {}) => {
   if (String(url).includes('/rest/2.0/face/v3/') && typeof options.body === 'string') {
     const body = JSON.parse(options.body);
-    delete body.image;
+    // The image's first bytes only (base64 "/9j/" is a JPEG's): enough to tell what was sent.
+    if (body.image) body.image = body.image.slice(0, 8);
     window.__calls.push({path: new URL(url).pathname, body});
   }
   return original(url, options);

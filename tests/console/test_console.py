@@ -216,6 +216,7 @@ def test_console_in_chromium(console: Server, browser: webdriver.Chrome, shots: 
     page.wait(lambda d: page.js("return location.hash") == "#/library/staff")
     page.visible("#users-empty")
     page.find("#group-delete").click()
+    page.visible("#confirm-name").send_keys("staff")
     page.confirm()
     page.wait(lambda d: page.js("return location.hash") == "#/library")
     page.wait(lambda d: "staff" not in page.find("#group-list").text)

@@ -22,6 +22,12 @@ const SAME_PERSON = 80;
 // face_token is the one any other client would get for the same file.
 const MAX_SEND_BYTES = 1_400_000;
 const MAX_SEND_SIDE = 2048;
+// The formats the server decodes (renlian/vision/image.py), by their first bytes.
+const SERVER_FORMATS = [
+  [0xff, 0xd8, 0xff],
+  [0x89, 0x50, 0x4e, 0x47],
+  [0x42, 0x4d],
+];
 const MAX_SEARCH_USERS = 5;
 // detect's largest max_face_num, and multi-search's: the faces multi-search leaves out are searched
 // one by one by their face_token.
@@ -106,6 +112,7 @@ function applyLanguage() {
   for (const element of $$("[data-i18n-label]")) {
     element.setAttribute("aria-label", t(element.dataset.i18nLabel));
   }
+  for (const box of $$(".form-error")) if (shownFailures.has(box)) showFailure(box, shownFailures.get(box));
   // Texts drawn from data (detect's canvas and attributes, alt texts, the import report) are drawn again.
   renderDetect();
   renderFaces();
@@ -130,7 +137,7 @@ class SignInError extends ApiError {}
 function reasonText(error) {
   const known = `error.${error.code}`;
   const reason = STRINGS.en[known] ? t(known) : error.message;
-  const detail = error.detail && error.detail !== error.message ? ` (${error.detail})` : "";
+  const detail = error.detail && error.detail !== error.message ? t("error.detail", { detail: error.detail }) : "";
   return reason + detail;
 }
 
@@ -232,13 +239,24 @@ function readBase64(blob) {
   });
 }
 
-/** The photo as it will be sent ({blob, base64}), shrunk first if it is too large for a body. */
+/** Whether the server reads this file as it is: JPEG, PNG or BMP, by its first bytes (a file's name
+ * and MIME type may say otherwise, and a zip's entries have neither). */
+async function serverReads(blob) {
+  const head = new Uint8Array(await blob.slice(0, 4).arrayBuffer());
+  return SERVER_FORMATS.some((magic) => magic.every((byte, index) => head[index] === byte));
+}
+
+/**
+ * The photo as it will be sent ({blob, base64}): as it is when the server reads its format and it
+ * fits a body; otherwise re-encoded as JPEG by the browser (WebP, AVIF, GIF and whatever else the
+ * browser shows), shrunk if it is too large. A file the browser cannot read either goes as it is,
+ * and the server says why it refuses it.
+ */
 async function preparePhoto(file) {
   let blob = file;
-  if (file.size > MAX_SEND_BYTES) {
-    const bitmap = await createImageBitmap(file).catch(() => {
-      throw new Error(t("drop.unreadable"));
-    });
+  const readable = await serverReads(file);
+  const bitmap = file.size > MAX_SEND_BYTES || !readable ? await createImageBitmap(file).catch(() => null) : null;
+  if (bitmap) {
     const scale = Math.min(1, MAX_SEND_SIDE / Math.max(bitmap.width, bitmap.height));
     const canvas = document.createElement("canvas");
     canvas.width = Math.round(bitmap.width * scale);
@@ -330,11 +348,20 @@ function notify(message, kind = "info") {
   toastTimer = setTimeout(() => (toast.hidden = true), kind === "error" ? 8000 : 4000);
 }
 
+// The failure each form's error line shows, so that a language switch words it again.
+const shownFailures = new WeakMap();
+
 /** Shows `content` (text or elements) in a form's error line; nothing hides it. */
 function showError(box, ...content) {
   delete box.dataset.i18n;
+  shownFailures.delete(box);
   box.replaceChildren(...content);
   box.hidden = content.length === 0;
+}
+
+function showFailure(box, error) {
+  showError(box, errorText(error));
+  shownFailures.set(box, error);
 }
 
 /** Runs `work` with `button` showing that it is busy; a failure becomes a message, in `errorBox`
@@ -347,10 +374,12 @@ async function act(button, work, errorBox = null) {
     return await work();
   } catch (error) {
     if (error instanceof SignInError) {
-      const detail = `${error.message} (${error.code})`;
-      label($("#signin-error"), "signin.failed", { detail }).hidden = false;
+      // The token endpoint's own error, worded in the page's language where the console knows it.
+      const known = `signin.${error.code}`;
+      if (STRINGS.en[known]) label($("#signin-error"), known).hidden = false;
+      else label($("#signin-error"), "signin.failed", { detail: `${error.message} (${error.code})` }).hidden = false;
     } else if (token && errorBox) {
-      showError(errorBox, errorText(error));
+      showFailure(errorBox, error);
     } else if (token) {
       notify(errorText(error), "error");
     }
@@ -363,9 +392,18 @@ async function act(button, work, errorBox = null) {
   }
 }
 
-function confirmDialog(text) {
+/** Asks to confirm `text`; with `typed`, the operator must also type that name to go on. */
+function confirmDialog(text, typed = null) {
   const dialog = $("#confirm");
   $("#confirm-text").textContent = text;
+  const field = $("#confirm-name-field");
+  const input = $("#confirm-name");
+  const ok = $("#confirm button[value=ok]");
+  field.hidden = typed === null;
+  input.value = "";
+  ok.disabled = typed !== null;
+  input.oninput = () => (ok.disabled = input.value.trim() !== typed);
+  if (typed !== null) label($("#confirm-name-prompt"), "confirm.type", { name: typed });
   dialog.returnValue = "";
   dialog.showModal();
   return new Promise((resolve) => {
@@ -686,7 +724,15 @@ function setUpLibrary() {
 
   $("#group-delete").addEventListener("click", async (event) => {
     const { group } = state;
-    if (!(await confirmDialog(t("groups.delete.confirm", { group })))) return;
+    // What goes with the group, counted now, and its name typed: a group of a thousand users is not
+    // deleted by one click on a generic question.
+    const counts = await consoleApi(`groups/${encodeURIComponent(group)}/users`, { length: 1 }).catch((error) => {
+      notify(errorText(error), "error");
+      return null;
+    });
+    if (!counts) return;
+    const text = t("groups.delete.confirm", { group, users: number(counts.user_num), faces: number(counts.face_num) });
+    if (!(await confirmDialog(text, group))) return;
     act(event.target, async () => {
       await v3("faceset/group/delete", { group_id: group });
       notify(t("groups.deleted", { group }));
@@ -1385,6 +1431,20 @@ function setUpImport() {
 
 // ---------------------------------------------------------------- start
 
+/**
+ * The browser's own message for a field it refuses is in the browser's language: every field says
+ * its rule (data-rule) in the page's language instead.
+ */
+function setUpValidation() {
+  for (const input of $$("input")) {
+    input.addEventListener("invalid", () => {
+      const key = input.validity.valueMissing ? "rule.required" : input.dataset.rule || "rule.format";
+      input.setCustomValidity(t(key));
+    });
+    input.addEventListener("input", () => input.setCustomValidity(""));
+  }
+}
+
 function setUp() {
   $("#lang").addEventListener("click", () => {
     lang = lang === "zh" ? "en" : "zh";
@@ -1423,6 +1483,7 @@ function setUp() {
   setUpCompare();
   setUpSearch();
   setUpImport();
+  setUpValidation();
   window.addEventListener("hashchange", route);
   applyLanguage();
   refreshButtons();
