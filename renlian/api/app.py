@@ -21,6 +21,7 @@ from renlian.api import console, envelope, oauth, reference
 from renlian.api.deps import AnyCall
 from renlian.api.observe import RequestObserver
 from renlian.api.pools import Pools, ThreadPool
+from renlian.api.recent import RecentCalls
 from renlian.api.services import Services, log_id
 from renlian.api.v2 import detect, faceset, match, search
 from renlian.api.v3 import faces as v3_faces
@@ -134,7 +135,10 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
             store.close()
 
     metrics = Metrics(settings.recognizer)
+    recent = RecentCalls()
     app = FastAPI(title="renlian", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    # The console's usage page reads what the request observer tallies.
+    app.state.recent_calls = recent
     app.include_router(detect.router)
     app.include_router(match.router)
     app.include_router(faceset.router)
@@ -173,7 +177,7 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
 
     _install_error_handlers(app)
     # Outermost: it sees every answer, the 216500 of an unexpected failure included.
-    app.add_middleware(RequestObserver, metrics=metrics)
+    app.add_middleware(RequestObserver, metrics=metrics, recent=recent)
     return app
 
 

@@ -8,7 +8,9 @@ keeps:
 - `app`: the app the token acts for, its ID and name (the page shows which app it is signed in to);
 - `faces/{face_token}.jpg`: the aligned crop the library keeps of an enrolled face (thumbnails);
 - `groups/{group_id}/users`: a page of a group's users with the group's user and face counts,
-  filtered over the whole group (getusers has no count and no filter).
+  filtered over the whole group (getusers has no count and no filter);
+- `usage`: the app's calls per day, from the daily counts the quotas keep in the store, and its calls
+  and errors per API and hour, from what this process's request observer tallied (api/recent.py).
 
 Each is admitted by the same guard as every /rest call (credentials first, then the app's faceset
 switch and quotas) and reads only the token's app: another app's face or group answers 404, exactly
@@ -18,6 +20,7 @@ like one that never existed.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Annotated, Any
@@ -27,6 +30,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from renlian.api.deps import Call, rest_call
 from renlian.api.params import SMALL_BODY_LIMIT
+from renlian.api.recent import HOURS, RecentCalls
 from renlian.api.services import Services, ServicesDep
 from renlian.core.facetokens import TOKEN
 from renlian.errors import ErrorCode, FaceApiError
@@ -76,6 +80,8 @@ router = APIRouter(include_in_schema=False)
 _admit = rest_call("faceset", SMALL_BODY_LIMIT, reads_body=False)
 
 
+# The days of stored counts the usage page shows, today included.
+USAGE_DAYS = 14
 # A page of users: as many as getusers gives at most.
 MAX_USERS_PAGE = 1000
 # Every row of a group, in one read: LIMIT needs a number.
@@ -193,6 +199,62 @@ async def group_users(
     if listing is None:
         raise HTTPException(404, f"group {group} does not exist")
     return JSONResponse(listing, headers=PRIVATE_HEADERS)
+
+
+def _daily_calls(svc: Services, app_id: str, today: date) -> dict[str, Any]:
+    """The app's admitted requests on each of the last USAGE_DAYS days and in all, as the quotas
+    count them in the store (every node adds its own, about once a second)."""
+    days = [today - timedelta(days=back) for back in range(USAGE_DAYS - 1, -1, -1)]
+    counts = [svc.guard.apps.usage(app_id, day.isoformat()) for day in days]
+    return {
+        "days": [
+            {"day": day.isoformat(), "calls": on_day} for day, (on_day, _) in zip(days, counts, strict=True)
+        ],
+        "total": counts[-1][1],
+    }
+
+
+def _hourly_calls(recent: RecentCalls, app_id: str) -> dict[str, Any]:
+    """The app's calls and errors per hour and per API since this process started, for HOURS hours."""
+    hours: dict[int, dict[str, int]] = {}
+    apis: dict[str, dict[str, Any]] = {}
+    for tally in recent.of_app(app_id, HOURS):
+        hour = hours.setdefault(tally.hour, {"calls": 0, "errors": 0})
+        hour["calls"] += tally.calls
+        hour["errors"] += tally.errors
+        api = apis.setdefault(
+            tally.endpoint, {"endpoint": tally.endpoint, "calls": 0, "errors": 0, "codes": {}}
+        )
+        api["calls"] += tally.calls
+        api["errors"] += tally.errors
+        for code, answers in tally.codes.items():
+            if code != "0":
+                api["codes"][code] = api["codes"].get(code, 0) + answers
+    return {
+        "since": datetime.fromtimestamp(recent.started, UTC).isoformat(),
+        "hours": [
+            {"hour": datetime.fromtimestamp(hour * 3600, UTC).isoformat(), **counts}
+            for hour, counts in sorted(hours.items())
+        ],
+        "apis": sorted(apis.values(), key=lambda api: (-api["calls"], api["endpoint"])),
+    }
+
+
+@router.get(PREFIX + "/api/usage")
+async def usage(request: Request, call: ConsoleCall, svc: ServicesDep) -> JSONResponse:
+    """The app's usage: its limits, calls per day (stored) and per hour and API (this process)."""
+    app = await svc.pools.auth.run(svc.guard.apps.app, call.app_id)
+    if app is None:
+        raise HTTPException(404, "not found")
+    daily = await svc.pools.store.run(_daily_calls, svc, call.app_id, datetime.now(UTC).date())
+    answer = {
+        "app_id": app.app_id,
+        "name": app.name,
+        "limits": {"qps": app.qps_limit, "daily": app.daily_limit, "total": app.total_limit},
+        **daily,
+        **_hourly_calls(request.app.state.recent_calls, call.app_id),
+    }
+    return JSONResponse(answer, headers=PRIVATE_HEADERS)
 
 
 @router.get(PREFIX)

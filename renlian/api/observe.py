@@ -15,6 +15,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renlian.api.envelope import is_v3
+from renlian.api.recent import RecentCalls
 from renlian.metrics import QUOTA_CODES, Metrics
 
 access = logging.getLogger("renlian.access")
@@ -32,9 +33,10 @@ def protocol_of(path: str) -> str:
 
 
 class RequestObserver:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, recent: RecentCalls) -> None:
         self.app = app
         self.metrics = metrics
+        self.recent = recent
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,9 +71,12 @@ class RequestObserver:
         self.metrics.latency.labels(endpoint).observe(seconds)
         if code in QUOTA_CODES:
             self.metrics.quota_refusals.labels(str(code)).inc()
+        state = scope.get("state", {})
+        if state.get("app_id"):
+            # Once credentials admitted it: the app's recent usage, for the console.
+            self.recent.record(state["app_id"], endpoint, str(code))
         if protocol == "other":
             return
-        state = scope.get("state", {})
         fields = {
             "log_id": state.get("log_id"),
             "app_id": state.get("app_id"),

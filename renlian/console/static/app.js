@@ -42,7 +42,9 @@ const PAGE = 1000;
 // A group's users are listed a page at a time, however many it holds.
 const USERS_PAGE = 100;
 const FILTER_DELAY_MS = 250;
-const VIEWS = ["library", "detect", "compare", "search", "import"];
+const VIEWS = ["library", "detect", "compare", "search", "import", "usage"];
+// The usage page's hourly chart: the last day.
+const USAGE_HOURS = 24;
 // renlian import's rules (renlian/library/importer.py, library.py): a folder per user named by its
 // ID, these photo suffixes, IDs of letters, digits and _ up to 128 bytes.
 const PHOTO_SUFFIXES = [".jpg", ".jpeg", ".png", ".bmp"];
@@ -82,6 +84,7 @@ const state = {
   detect: null, // {bitmap, faces}
   compare: null, // {score}
   search: null, // {group, users: [{user_id, group_id, user_info, score, face_token}]}
+  usage: null, // GET /console/api/usage's answer
   import: null, // {photos, ignored, key, name, results: Map(path -> outcome), running, stopping}
 };
 
@@ -117,6 +120,7 @@ function applyLanguage() {
   renderDetect();
   renderFaces();
   renderImport();
+  renderUsage();
 }
 
 // ---------------------------------------------------------------- the API
@@ -169,7 +173,8 @@ function signOut(message) {
   token = null;
   sessionStorage.removeItem(TOKEN_KEY);
   Object.assign(state, { groups: [], group: null, users: [], user: null, faces: [] });
-  Object.assign(state, { detect: null, compare: null, search: null });
+  Object.assign(state, { detect: null, compare: null, search: null, usage: null });
+  $("#app-name").hidden = true;
   // An import in progress stops after the photos being sent: the next sign-in can resume it.
   if (state.import) state.import.stopping = true;
   state.import = null;
@@ -444,7 +449,10 @@ function route() {
     loadSearch(generation).catch((error) => notify(errorText(error), "error"));
   } else if (shown === "import") {
     loadImport(group || null, generation).catch((error) => notify(errorText(error), "error"));
+  } else if (shown === "usage") {
+    loadUsage(generation).catch((error) => notify(errorText(error), "error"));
   }
+  if (signedIn) showApp();
 }
 
 // ---------------------------------------------------------------- library
@@ -1429,6 +1437,100 @@ function setUpImport() {
   });
 }
 
+// ---------------------------------------------------------------- usage
+
+/** Which app the page is signed in to, at the top of every view. */
+async function showApp() {
+  const app = await currentApp().catch(() => null);
+  const shown = $("#app-name");
+  shown.hidden = !app || !token;
+  if (app) label(shown, "app.signed_in", { name: app.name, app_id: app.app_id });
+}
+
+async function loadUsage(current) {
+  const usage = await consoleApi("usage");
+  if (current !== generation) return;
+  state.usage = usage;
+  renderUsage();
+}
+
+/** A bar chart of `points` ({label, value, errors, title}), drawn with elements: no library. */
+function bars(container, points) {
+  const most = Math.max(1, ...points.map((point) => point.value));
+  container.replaceChildren(
+    ...points.map((point) => {
+      const fill = el("span", { class: "fill" });
+      fill.style.height = `${(100 * point.value) / most}%`;
+      const errors = el("span", { class: "errors" });
+      errors.style.height = `${(100 * (point.errors || 0)) / most}%`;
+      const column = el("div", { class: "bar", title: point.title }, el("div", { class: "track" }, fill, errors));
+      column.append(el("span", { class: "bar-label", text: point.label }));
+      column.dataset.value = String(point.value);
+      return column;
+    }),
+  );
+}
+
+function renderUsage() {
+  const usage = state.usage;
+  if (!usage) return;
+  label($("#usage-app"), "usage.app", { name: usage.name, app_id: usage.app_id });
+  const limit = (value) => (value === null ? t("usage.nolimit") : number(value));
+  const today = usage.days.at(-1).calls;
+  label($("#usage-limits"), "usage.limits", {
+    today: number(today),
+    daily: limit(usage.limits.daily),
+    total: number(usage.total),
+    total_limit: limit(usage.limits.total),
+    qps: limit(usage.limits.qps),
+  });
+  const locale = lang === "zh" ? "zh-CN" : "en";
+  bars(
+    $("#usage-days"),
+    usage.days.map(({ day, calls }, index) => ({
+      // Today and each week back: fourteen dates would not fit a phone.
+      label: (usage.days.length - 1 - index) % 7 === 0 ? day.slice(5) : "",
+      value: calls,
+      title: t("usage.day.title", { day, calls: number(calls) }),
+    })),
+  );
+  // The last USAGE_HOURS hours, those without calls too, in the browser's time.
+  const byHour = new Map(usage.hours.map((hour) => [new Date(hour.hour).getTime(), hour]));
+  const now = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+  const hours = [];
+  for (let back = USAGE_HOURS - 1; back >= 0; back -= 1) {
+    const start = now - back * 3_600_000;
+    const { calls = 0, errors = 0 } = byHour.get(start) || {};
+    const time = new Date(start).toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
+    hours.push({ label: back % 6 === 0 ? time : "", value: calls, errors, title: t("usage.hour.title", { time, calls, errors }) });
+  }
+  bars($("#usage-hours"), hours);
+  const since = new Date(usage.since).toLocaleString(locale);
+  label($("#usage-hours-hint"), "usage.hours.hint", { since });
+  $("#usage-apis-none").hidden = usage.apis.length > 0;
+  $("#usage-apis").hidden = usage.apis.length === 0;
+  $("#usage-apis tbody").replaceChildren(
+    ...usage.apis.map((api) => {
+      const codes = Object.entries(api.codes).map(([code, answers]) => {
+        const known = STRINGS.en[`error.${code}`] ? t(`error.${code}`) : "";
+        return el("span", { class: "code-count", title: known, text: `${code} × ${number(answers)}` });
+      });
+      return el(
+        "tr",
+        { class: api.errors ? "has-errors" : "" },
+        el("td", { text: api.endpoint.replace("/rest/2.0/face/", "") }),
+        el("td", { class: "number", text: number(api.calls) }),
+        el("td", { class: "number", text: number(api.errors) }),
+        el("td", {}, ...codes),
+      );
+    }),
+  );
+}
+
+function setUpUsage() {
+  $("#usage-refresh").addEventListener("click", (event) => act(event.target, () => loadUsage(generation)));
+}
+
 // ---------------------------------------------------------------- start
 
 /**
@@ -1483,6 +1585,7 @@ function setUp() {
   setUpCompare();
   setUpSearch();
   setUpImport();
+  setUpUsage();
   setUpValidation();
   window.addEventListener("hashchange", route);
   applyLanguage();
