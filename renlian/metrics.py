@@ -33,6 +33,13 @@ class Metrics:
             ("endpoint", "protocol", "error_code"),
             registry=self.registry,
         )
+        self.responses = Counter(
+            "renlian_http_responses",
+            "Answers by endpoint and HTTP status (Baidu's errors are HTTP 200; the token endpoint's, "
+            "the console's and unknown paths' are not)",
+            ("endpoint", "status"),
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "renlian_request_seconds",
             "Time from a request's arrival to its answer, by endpoint",

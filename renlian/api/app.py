@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -148,6 +148,11 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
     app.include_router(v3_search.router)
     app.include_router(v3_faceset.router)
     app.include_router(console.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        # Relative, so that a server behind a proxy's path prefix still lands on its own console.
+        return RedirectResponse("console/", status_code=307)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> JSONResponse:

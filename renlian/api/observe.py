@@ -1,7 +1,9 @@
 """Every HTTP request counted, timed and logged: one middleware feeds /metrics and the request log.
 
 The error code is read from the start of the answer's JSON (both protocols put `error_code` first
-when there is one; a v2 success has none and counts as 0), so no route has to report it. The log
+when there is one; a v2 success has none and counts as 0), so no route has to report it. An answer
+without Baidu's envelope that is not a success keeps a code of its own: the token endpoint's OAuth
+error (`invalid_client`), else `http_<status>` (a thumbnail's 404). The log
 line carries the request's log_id, its app_id once credentials admitted it, the endpoint, the error
 code and the milliseconds: never a token, a key or an image.
 """
@@ -20,6 +22,7 @@ from renlian.metrics import QUOTA_CODES, Metrics
 
 access = logging.getLogger("renlian.access")
 _ERROR_CODE = re.compile(rb'^\{"error_code":\s*(\d+)')
+_OAUTH_ERROR = re.compile(rb'^\{"error":\s*"([a-z_]{1,40})"')
 
 
 def protocol_of(path: str) -> str:
@@ -44,9 +47,12 @@ class RequestObserver:
             return
         started = time.perf_counter()
         head = b""
+        status = 500
 
         async def watched(message: Message) -> None:
-            nonlocal head
+            nonlocal head, status
+            if message["type"] == "http.response.start":
+                status = message["status"]
             if message["type"] == "http.response.body" and not head:
                 head = bytes(message.get("body", b""))[:64]
             await send(message)
@@ -56,32 +62,39 @@ class RequestObserver:
             await self.app(scope, receive, watched)
         finally:
             self.metrics.in_flight.dec()
-            self._record(scope, head, time.perf_counter() - started)
+            self._record(scope, status, head, time.perf_counter() - started)
 
-    def _record(self, scope: Scope, head: bytes, seconds: float) -> None:
+    def _record(self, scope: Scope, status: int, head: bytes, seconds: float) -> None:
         path: str = scope["path"]
         protocol = protocol_of(path)
         route = scope.get("route")
         template = getattr(route, "path", None)
-        # Unknown paths share one label: a client must not be able to grow the metrics without end.
-        endpoint = template if template and "{" not in template else "unknown"
+        # A route's template is its label, parameters unfilled (a thumbnail's face_token never
+        # appears). Unknown paths, and the catch-all for unknown /rest services, share one label: a
+        # client must not be able to grow the metrics without end.
+        endpoint = template if template and ":path}" not in template else "unknown"
         found = _ERROR_CODE.match(head)
         code = int(found.group(1)) if found else 0
-        self.metrics.requests.labels(endpoint, protocol, str(code)).inc()
+        label = str(code)
+        if not found and status >= 400:
+            oauth = _OAUTH_ERROR.match(head)
+            label = oauth.group(1).decode() if oauth else f"http_{status}"
+        self.metrics.requests.labels(endpoint, protocol, label).inc()
+        self.metrics.responses.labels(endpoint, str(status)).inc()
         self.metrics.latency.labels(endpoint).observe(seconds)
         if code in QUOTA_CODES:
             self.metrics.quota_refusals.labels(str(code)).inc()
         state = scope.get("state", {})
         if state.get("app_id"):
             # Once credentials admitted it: the app's recent usage, for the console.
-            self.recent.record(state["app_id"], endpoint, str(code))
+            self.recent.record(state["app_id"], endpoint, label)
         if protocol == "other":
             return
         fields = {
             "log_id": state.get("log_id"),
             "app_id": state.get("app_id"),
             "endpoint": endpoint if endpoint != "unknown" else path[:200],
-            "error_code": code,
+            "error_code": int(label) if label.isdigit() else label,
             "ms": round(seconds * 1000, 1),
         }
         access.info(" ".join(f"{name}={value}" for name, value in fields.items()), extra={"fields": fields})

@@ -143,4 +143,4 @@ class Page:
         """The page broke no rule of its own (a Content-Security-Policy violation is logged)."""
         logged = self.driver.get_log("browser")  # type: ignore[no-untyped-call]
         problems = [entry for entry in logged if entry["level"] == "SEVERE"]
-        assert problems == []
+        assert problems == [], problems

@@ -12,6 +12,7 @@ export const STRINGS = {
     "nav.search": "Search",
     "nav.import": "Import",
     "nav.usage": "Usage",
+    "nav.docs": "API reference",
     "app.signed_in": "App {name} · {app_id}",
     "signout": "Sign out",
 
@@ -285,6 +286,7 @@ export const STRINGS = {
     "nav.search": "人脸搜索",
     "nav.import": "批量导入",
     "nav.usage": "用量",
+    "nav.docs": "API 文档",
     "app.signed_in": "应用 {name} · {app_id}",
     "signout": "退出",
 
