@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from renlian import __version__
+from renlian.api import examples
 from renlian.api.params import DETECT_IMAGE_LIMIT, MATCH_IMAGES_LIMIT
 from renlian.api.v2 import detect as v2_detect
 from renlian.api.v2 import faceset as v2_faceset
@@ -595,14 +596,15 @@ def _request_body(operation: Operation) -> dict[str, Any]:
     required = [param.name for param in operation.params if param.required]
     if required:
         fields["required"] = required
+    example = examples.REQUESTS[operation.path]
     if operation.body == "form":
-        return {"content": {"application/x-www-form-urlencoded": {"schema": fields}}}
+        return {"content": {"application/x-www-form-urlencoded": {"schema": fields, "example": example}}}
     schema = {"type": "array", "items": fields} if operation.body == "json-array" else fields
     # The official SDKs send the same JSON as application/json or labelled as a form; the Node SDK
     # sends real forms for the object bodies.
-    content = {"application/json": {"schema": schema}}
+    content = {"application/json": {"schema": schema, "example": example}}
     if operation.body == "json":
-        content["application/x-www-form-urlencoded"] = {"schema": fields}
+        content["application/x-www-form-urlencoded"] = {"schema": fields, "example": example}
     return {"required": True, "content": content}
 
 
@@ -616,7 +618,7 @@ def _codes(operation: Operation) -> dict[int, str]:
     return dict(sorted(found.items()))
 
 
-def _answer(operation: Operation) -> dict[str, Any]:
+def _answer(operation: Operation, operation_id: str) -> dict[str, Any]:
     if operation.protocol == "v3":
         envelope = obj(
             error_code=INT, error_msg=STR, log_id=INT, timestamp=INT, cached=INT, result=operation.result
@@ -624,10 +626,14 @@ def _answer(operation: Operation) -> dict[str, Any]:
     else:
         envelope = {"allOf": [obj(log_id=INT), operation.result]}
     table = "; ".join(f"{code} {message}" for code, message in _codes(operation).items())
+    content: dict[str, Any] = {"schema": envelope}
+    recorded = examples.answers().get(operation_id)
+    if recorded is not None:
+        content["example"] = recorded
     return {
         "200": {
             "description": f"HTTP 200 for every answer, errors too (error_code, error_msg). Codes: {table}",
-            "content": {"application/json": {"schema": envelope}},
+            "content": {"application/json": content},
         }
     }
 
@@ -637,10 +643,11 @@ def openapi() -> dict[str, Any]:
     for operation in OPERATIONS:
         item = paths.setdefault(operation.path, {})
         for method in operation.methods:
+            operation_id = (
+                f"{operation.operation_id}_{method}" if len(operation.methods) > 1 else operation.operation_id
+            )
             entry: dict[str, Any] = {
-                "operationId": f"{operation.operation_id}_{method}"
-                if len(operation.methods) > 1
-                else operation.operation_id,
+                "operationId": operation_id,
                 "summary": operation.summary,
                 "tags": [operation.protocol],
                 "parameters": [
@@ -651,12 +658,18 @@ def openapi() -> dict[str, Any]:
                         "description": "or sign with bce-auth-v1",
                     }
                 ],
-                "responses": _answer(operation),
+                "responses": _answer(operation, operation_id),
                 "x-error-codes": list(_codes(operation)),
+                # The same codes with their messages, for a table (/docs).
+                "x-errors": [
+                    {"code": code, "message": message} for code, message in _codes(operation).items()
+                ],
             }
             if method == "get":
+                example = examples.REQUESTS[operation.path]
                 entry["parameters"] += [
                     {"name": p.name, "in": "query", "required": p.required, "schema": p.schema()}
+                    | ({"example": example[p.name]} if p.name in example else {})
                     for p in operation.params
                 ]
             else:
@@ -678,6 +691,7 @@ def openapi() -> dict[str, Any]:
                 {"name": "client_secret", "in": "query", "schema": STR},
                 {"name": "refresh_token", "in": "query", "schema": STR},
             ],
+            "x-example": examples.REQUESTS[examples.TOKEN],
             "responses": {
                 "200": {
                     "description": "the token",
@@ -685,6 +699,7 @@ def openapi() -> dict[str, Any]:
                         "application/json": {
                             "schema": obj(access_token=STR, expires_in=INT, refresh_token=STR, scope=STR)
                         }
+                        | {"example": examples.answers().get(f"oauth_token_{method}")}
                     },
                 },
                 "400": {"description": "invalid_request or unsupported_grant_type"},
