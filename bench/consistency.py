@@ -69,6 +69,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--keep-going", action="store_true", help="go on after a violation")
     parser.add_argument("--sabotage", choices=SABOTAGE, default="")
     parser.add_argument("--pool-size", type=int, default=64, help="distinct augmented faces per seed")
+    parser.add_argument("--sweep-limit", type=int, default=12, help="probes per node and app in a sweep")
     parser.add_argument("--json", type=Path, help="write every report here")
     return parser.parse_args()
 
@@ -103,6 +104,7 @@ def main() -> int:
         keep_going=args.keep_going,
         sabotage=args.sabotage,
         pool_size=args.pool_size,
+        sweep_limit=args.sweep_limit,
     )
     hook = rows_full_hook_present()
     log(

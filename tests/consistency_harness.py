@@ -1,11 +1,12 @@
 """Real processes, faults and the scenario runner of the randomized consistency test (issue 20, item 8).
 
 A scenario is one seed: a random sequence of writes (v3 user/add, update, delete, copy, group/add,
-group/delete, face/delete; v2 user/add and delete; `renlian import` run beside the servers) and
-searches (v3 search, multi-search, v2 identify) sent to real `renlian serve` processes, with faults
-injected at random steps. tests/consistency_model.py is the truth: a write enters the model only when
-the server acknowledged it (error_code 0), or when a write whose answer was lost or refused during a
-fault is found in the store afterwards (settling it reads the store through a healthy node).
+group/delete, face/delete; v2 user/add and delete; `renlian import` run beside the servers; now and
+then a burst of every node enrolling into one app at once) and searches (v3 search, multi-search,
+v2 identify) sent to real `renlian serve` processes, with faults injected at random steps.
+tests/consistency_model.py is the truth: a write enters the model only when the server
+acknowledged it (error_code 0), or when a write whose answer was lost or refused during a fault is
+found in the store afterwards (settling it reads the store through a healthy node).
 
 Two deployments: "fleet" (two nodes on one PostgreSQL, each reaching it through a TCP proxy that the
 test can stall) and "sqlite" (one node on SQLite, with `renlian import` writing into its data
@@ -38,7 +39,7 @@ Properties (each violation has a kind, printed with the seed, the step and the l
 - index-count: a node's renlian_index_faces for an app differs from the model past the promise.
 - reload: a node's renlian_index_sync_reloads grew while no fault was active or settling (a node
   must never reload an app because its own or a concurrent write advanced it).
-- recovery, import: a node that did not come back, an import that hung.
+- recovery, import: a node that did not come back; an import that hung, or failed outside faults.
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ class ViolationRecord:
     step: int
     message: str
     log_tail: tuple[str, ...]
+    subject: str = ""  # the endpoint whose answer broke the property, where one did
 
     def format(self, replay: str) -> str:
         return (
@@ -702,8 +704,8 @@ class Scenario:
             self.report.reloads = self._reloads()
         return self.report
 
-    def violate(self, kind: str, message: str) -> None:
-        record = ViolationRecord(kind, self.seed, self.step, message, tuple(self.log[-25:]))
+    def violate(self, kind: str, message: str, subject: str = "") -> None:
+        record = ViolationRecord(kind, self.seed, self.step, message, tuple(self.log[-25:]), subject)
         self.report.violations.append(record)
         self.log.append(f"    !! {kind}: {message[:300]}")
         if not self.options.keep_going or len(self.report.violations) >= MAX_VIOLATIONS_PER_SEED:
@@ -1523,6 +1525,7 @@ class Scenario:
                         f"existence as of version {gate} ({history.versions[gate].note}), the search as "
                         f"of version {searched} ({history.versions[searched].note}); no one state "
                         "gives that answer",
+                        query.kind,
                     )
                     return
         problems = compare(answer, expect(history.latest, query, self.score), TOLERANCE, info_ok)
@@ -1530,6 +1533,7 @@ class Scenario:
             "brute-force",
             f"{node.name} answered {query.describe()} with {answer.describe()}; brute force over the model "
             f"(version {history.last}, allowed from {low}): {'; '.join(problems)}",
+            query.kind,
         )
 
     def _verify(
@@ -1930,7 +1934,7 @@ def replay_command(seed: int, deployment: Deployment, options: Options) -> str:
     command = (
         f"python -m bench.consistency --config {deployment.name} --seed {seed} --seeds 1 "
         f"--steps {options.steps} --faults {options.faults} --fault-kinds {kinds} "
-        f"--imports {options.imports} --pool-size {options.pool_size}"
+        f"--imports {options.imports} --pool-size {options.pool_size} --sweep-limit {options.sweep_limit}"
     )
     if not options.quota:
         command += " --no-quota"

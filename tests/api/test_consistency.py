@@ -9,7 +9,7 @@ every acknowledged write checked on every node. A failure names the property, th
 and the last operations; RENLIAN_TEST_SEED=<seed> replays it (this file runs that seed and the
 next), and `python -m bench.consistency` runs the long version.
 
-A seed whose only violations are of a kind listed in KNOWN_FAILURES (a property today's code is known
+A seed whose only violations are listed in KNOWN_FAILURES (by kind and endpoint: what today's code is known
 to break) is an expected failure; any other violation fails. The unit test at the end shows that
 the comparisons can fail: each kind of wrong answer is caught.
 """
@@ -81,29 +81,39 @@ def sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     running.close()
 
 
-# Properties today's code is known to break, with why (issue 20): a seed whose only violations are
-# of these kinds is reported as an expected failure, any other violation fails the test. Delete an
-# entry once its fix lands.
-KNOWN_FAILURES: dict[str, str] = {}
+# Properties today's code is known to break, by (kind, endpoint), with why: a seed whose only
+# violations are these is reported as an expected failure, any other violation fails the test.
+# Delete an entry once its fix lands.
+_V3_MIXED_READ = (
+    "issue 20: v3 search and multi-search check that their groups exist in the store (always "
+    "current) and then search the index (up to RENLIAN_INDEX_MAX_LAG_SECONDS behind), so a search on "
+    "one node racing a user/add into a new group on another can answer 222207 (the group exists, "
+    "nobody matches), which neither the state before nor the one after gives; rare (2 in 200 "
+    "racing searches here)"
+)
+KNOWN_FAILURES = {("mixed-read", "v3-search"): _V3_MIXED_READ, ("mixed-read", "v3-multi"): _V3_MIXED_READ}
 
 
 def run_seed(
     deployment: Deployment, analyzer: FaceAnalyzer, seed: int, scratch: Path, options: Options
 ) -> None:
     options.pool_size = POOL_SIZE
+    # Fewer probes per sweep (after each fault and at the end) than the bench: CPU in CI is short.
+    options.sweep_limit = 5
     # Past a known failure the seed goes on, so that every other property is still checked.
     options.keep_going = bool(KNOWN_FAILURES)
     report = Scenario(
         seed, deployment, pool_for(seed, analyzer), analyzer.embedder.name, options, scratch
     ).run()
     replay = f"RENLIAN_TEST_SEED={SEED} .venv/bin/pytest tests/api/test_consistency.py -k {deployment.name}"
-    unknown = [v for v in report.violations if v.kind not in KNOWN_FAILURES]
+    unknown = [v for v in report.violations if (v.kind, v.subject) not in KNOWN_FAILURES]
     assert not unknown, f"replay this file's seeds with {replay}\n" + "\n\n".join(
         v.format(report.replay) for v in unknown[:3]
     )
     if report.violations:
         first = report.violations[0]
-        pytest.xfail(f"{KNOWN_FAILURES[first.kind]} (seed {seed}, step {first.step}: {first.message[:300]})")
+        reason = KNOWN_FAILURES[first.kind, first.subject]
+        pytest.xfail(f"{reason} (seed {seed}, step {first.step}: {first.message[:300]})")
 
 
 @pytest.mark.parametrize("number", [0, 1])
