@@ -105,6 +105,8 @@ function label(element, key, vars = {}) {
 
 function applyLanguage() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  // A message shown in the other language goes rather than stay untranslated.
+  $("#toast").hidden = true;
   document.title = t("app.title");
   for (const element of $$("[data-i18n]")) {
     element.textContent = t(element.dataset.i18n, JSON.parse(element.dataset.i18nVars || "{}"));
@@ -1290,8 +1292,9 @@ function resumeKey(appId, group) {
 /** Enrols one photo of the plan; what happened to it: {outcome: enrolled|skipped|failed, code, reason}. */
 async function importOne(item, group, controls) {
   if (!USER_ID.test(item.uid) || new TextEncoder().encode(item.uid).length > MAX_USER_ID_BYTES) {
-    // The code and message the server gives a malformed user_id, and the rule, without sending the photo.
-    return { outcome: "failed", error: new ApiError(222018, "param[user_id] format error"), rule: "rule.user_id" };
+    // The code and message the server gives a malformed user_id (worded with the rule), without
+    // sending the photo.
+    return { outcome: "failed", error: new ApiError(222018, "param[user_id] format error") };
   }
   try {
     const photo = await preparePhoto(await item.read());
@@ -1384,9 +1387,8 @@ function renderImport() {
   $("tbody", report).replaceChildren(
     ...failures.map((item) => {
       // Worded at each drawing, so that a language switch translates the report too.
-      const { error, rule } = run.results.get(item.path);
-      let [code, reason] = error instanceof ApiError ? [error.code, reasonText(error)] : ["", errorText(error)];
-      if (rule) reason = `${reason}: ${t(rule)}`;
+      const { error } = run.results.get(item.path);
+      const [code, reason] = error instanceof ApiError ? [error.code, reasonText(error)] : ["", errorText(error)];
       return el("tr", {}, el("td", { text: item.path }), el("td", { class: "code", text: String(code) }), el("td", { text: reason }));
     }),
   );
