@@ -175,12 +175,24 @@ class FaceLibrary:
         if self.sync is not None:
             self.sync.wrote(app_id, changes)
 
-    def _searching(self, app_id: str) -> FaceIndex:
-        """The index, once it is known to hold every acknowledged write of the app (216300 else)."""
+    def _searching(self, app_id: str, at_least: int = 0) -> FaceIndex:
+        """The index, once it is known to hold every acknowledged write of the app (216300 else),
+        and the app's changes up to `at_least`."""
         if self.sync is None:
             raise RuntimeError("this library was opened to write only; it has no search index")
+        self.sync.reach(app_id, at_least)
         self.sync.check(app_id)
         return self.sync.index
+
+    def existing_groups(self, app_id: str, groups: list[str]) -> int:
+        """Check that each group exists in the store (v3's groups exist without faces; 223100 if
+        not), and return the app's change number read after: searching with at_least= that number
+        then reads an index at least as new as these checks, so a group another node has just made
+        is never found to exist yet be searched before its faces arrive."""
+        for group in groups:
+            if not self.store.group_registered(app_id, group):
+                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+        return self.store.sequence(app_id)
 
     def enrolment_face(self, data: bytes, pixels: BGRImage) -> NewFace:
         """What the library keeps of a photo: its file's checksum (what "the same image" means), its
@@ -265,13 +277,15 @@ class FaceLibrary:
         only_uid: str | None = None,
         *,
         require_faces: bool = False,
+        at_least: int = 0,
     ) -> list[list[GroupHit]]:
         """For each probe (a row of `queries`, unit vectors), the best `users` (group, uid) records
         across `groups`, ranked by their best face's score; each group's faces are read once for all
         probes. Groups the index does not hold are skipped (the caller checks existence), or with
         `require_faces` refused (216618) as they are when they hold no face. With `only_uid`, only
-        that uid's faces are compared."""
-        searched = self._searching(app_id)
+        that uid's faces are compared. `at_least`: a change number of the app the index must have
+        applied first (existing_groups)."""
+        searched = self._searching(app_id, at_least)
         queries = np.atleast_2d(np.asarray(queries, np.float32))
         found: list[list[tuple[str, UserHit]]] = [[] for _ in range(len(queries))]
         for group in groups:

@@ -166,6 +166,14 @@ class IndexSync:
         confirmed = self._confirmed.get(app_id) if app_id in self._numbered else self._polled_at
         return time.monotonic() - (confirmed if confirmed is not None else float("-inf"))
 
+    def reach(self, app_id: str, number: int) -> None:
+        """Apply the app's changes up to `number` now, if the follower has not yet: a search that
+        read the store (a group's existence) then sees an index at least as new as that read."""
+        if number <= self.index.applied.get(app_id, 0) or app_id in self._unsound:
+            return
+        with self.writing(app_id):
+            self._catch_up(app_id, number)
+
     def check(self, app_id: str) -> None:
         """216300 when the app's index is not known to be current within the promise (module doc)."""
         if app_id in self._unsound:

@@ -367,6 +367,11 @@ class FaceWrites:
         """The database's epoch, and every app's latest change number and first logged one."""
         return feed_state(self.read_one(EPOCH), self.read(SEQUENCES))
 
+    def sequence(self, app_id: str) -> int:
+        """The app's latest change number: a read that sees a write sees at least its number."""
+        row = self.read_one("SELECT seq FROM face_sequences WHERE app_id = ?", (app_id,))
+        return int(row[0]) if row else 0
+
     def changes_since(self, app_id: str, after: int, limit: int = CHANGES_BATCH) -> list[FaceChanges]:
         """The app's changes numbered after `after` (at most `limit`), in order, each with its
         number; empty when none is logged. Where the first is not `after + 1` the log no longer

@@ -84,14 +84,7 @@ def sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
 # Properties today's code is known to break, by (kind, endpoint), with why: a seed whose only
 # violations are these is reported as an expected failure, any other violation fails the test.
 # Delete an entry once its fix lands.
-_V3_MIXED_READ = (
-    "issue 20: v3 search and multi-search check that their groups exist in the store (always "
-    "current) and then search the index (up to RENLIAN_INDEX_MAX_LAG_SECONDS behind), so a search on "
-    "one node racing a user/add into a new group on another can answer 222207 (the group exists, "
-    "nobody matches), which neither the state before nor the one after gives; rare (2 in 200 "
-    "racing searches here)"
-)
-KNOWN_FAILURES = {("mixed-read", "v3-search"): _V3_MIXED_READ, ("mixed-read", "v3-multi"): _V3_MIXED_READ}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def run_seed(

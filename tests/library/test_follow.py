@@ -48,13 +48,15 @@ def opened(tmp_path: Path, analyzer: FaceAnalyzer) -> Iterator[Callable[..., Fac
     """Libraries over one SQLite file, each with its own connection, as separate processes have."""
     libraries: list[FaceLibrary] = []
 
-    def open_library(searchable: bool = True) -> FaceLibrary:
+    def open_library(
+        searchable: bool = True, poll_seconds: float = 0.05, max_lag_seconds: float = 1.0
+    ) -> FaceLibrary:
         library = FaceLibrary(
             SQLiteStore(tmp_path / "renlian.sqlite3"),
             analyzer,
             searchable=searchable,
-            poll_seconds=0.05,
-            max_lag_seconds=1.0,
+            poll_seconds=poll_seconds,
+            max_lag_seconds=max_lag_seconds,
             lock_timeout=2.0,
         )
         libraries.append(library)
@@ -198,3 +200,21 @@ def test_an_apps_first_write_does_not_refuse_it_while_its_lock_is_busy(
         time.sleep(0.5)  # polls come and go; none can take the app's lock
         server.sync.check(APP)  # the last proof is half a second old, within the promise
     eventually(lambda: best(server, APP, "g", unit_face(analyzer, 1)) == "first")
+
+
+def test_a_search_after_a_store_read_sees_what_that_read_saw(
+    opened: Callable[..., FaceLibrary], analyzer: FaceAnalyzer
+) -> None:
+    """v3 search checks its groups in the store, then searches the index: the index is brought up
+    to the number read after the check, so a group the check found is never searched before its
+    faces arrive (here the follower polls too seldom to have applied them)."""
+    server = opened(poll_seconds=30.0, max_lag_seconds=60.0)
+    other = opened(searchable=False)
+    face = unit_face(analyzer, 5)
+    other.add(APP, "new_here", None, ["fresh"], [face], replace=False, require_existing=False)
+    number = server.existing_groups(APP, ["fresh"])
+    [[hit]] = server.search_embeddings(APP, ["fresh"], face.embedding[None, :], 1, at_least=number)
+    assert hit.uid == "new_here"
+    with pytest.raises(FaceApiError) as missing:
+        server.existing_groups(APP, ["never_made"])
+    assert missing.value.error == ErrorCode.NO_USER_IN_GROUP

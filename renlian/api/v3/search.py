@@ -29,12 +29,6 @@ MULTI_SEARCH_THRESHOLD = 80
 router = APIRouter(prefix=v3.PREFIX)
 
 
-async def _existing(svc: Services, app_id: str, groups: list[str]) -> None:
-    for group in groups:
-        if not await svc.pools.store.run(svc.library.store.group_registered, app_id, group):
-            raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
-
-
 def _users(svc: Services, hits: list[GroupHit], threshold: int) -> list[dict[str, Any]]:
     model = svc.analyzer.embedder.name
     found = []
@@ -55,13 +49,16 @@ async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSON
     only = v3.user_id(p) if p.optional("user_id") else None
     users = p.uint("max_user_num", 1, minimum=1, maximum=MAX_USERS)
     threshold = v3.threshold(p, SEARCH_THRESHOLD)
-    await _existing(svc, call.app_id, groups)
+    number = await svc.pools.store.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
     def run() -> tuple[Probe, list[GroupHit]]:
         probe = svc.ops.probe(call.app_id, svc.ops.photo(call.app_id, ref), controls)
         queries = probe.examined.embedding[np.newaxis, :]
-        return probe, svc.library.search_embeddings(call.app_id, groups, queries, users, only_uid=only)[0]
+        found = svc.library.search_embeddings(
+            call.app_id, groups, queries, users, only_uid=only, at_least=number
+        )
+        return probe, found[0]
 
     probe, hits = await svc.pools.inference.run(run)
     found = _users(svc, hits, threshold)
@@ -78,7 +75,7 @@ async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -
     faces = p.uint("max_face_num", 1, minimum=1, maximum=MAX_MULTI_FACES)
     users = p.uint("max_user_num", 1, minimum=1, maximum=MAX_MULTI_USERS)
     threshold = v3.threshold(p, MULTI_SEARCH_THRESHOLD)
-    await _existing(svc, call.app_id, groups)
+    number = await svc.pools.store.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
     def run() -> list[dict[str, Any]]:
@@ -88,7 +85,7 @@ async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -
             return []
         # Every face in one pass over each gallery.
         queries = np.stack([probe.examined.embedding for probe in probes])
-        hits = svc.library.search_embeddings(call.app_id, groups, queries, users)
+        hits = svc.library.search_embeddings(call.app_id, groups, queries, users, at_least=number)
         return [
             {
                 "face_token": probe.token,
