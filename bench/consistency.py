@@ -145,6 +145,12 @@ def main() -> int:
                         )
                         for violation in report.violations[:1]:
                             log("  " + violation.format(report.replay).replace("\n", "\n  "))
+                        if report.broken:
+                            log(
+                                f"{name}: the deployment could not be restored; "
+                                "its remaining seeds are skipped"
+                            )
+                            break
         finally:
             if cluster is not None:
                 cluster.stop()

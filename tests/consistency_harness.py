@@ -573,6 +573,7 @@ class Report:
     log: list[str] = field(default_factory=list)  # every operation, fault and check, in order
 
     replay: str = ""  # the bench command that runs this seed again with the same options
+    broken: bool = False  # the deployment could not be restored for the next seed
 
     def failure(self) -> str:
         return "\n\n".join(v.format(self.replay) for v in self.violations[:3])
@@ -698,7 +699,21 @@ class Scenario:
         except ViolationError:
             pass  # recorded in the report
         finally:
-            self._restore()
+            try:
+                self._restore()
+            except (RuntimeError, subprocess.SubprocessError) as exc:
+                # A node that cannot be started again (or a database that will not start) leaves
+                # the deployment unusable: the report says so and the caller stops.
+                self.report.broken = True
+                self.report.violations.append(
+                    ViolationRecord(
+                        "recovery",
+                        self.seed,
+                        self.step,
+                        f"the deployment could not be restored: {str(exc)[-1500:]}",
+                        tuple(self.log[-25:]),
+                    )
+                )
             self.report.seconds = round(time.monotonic() - started, 1)
             self.report.log = self.log
             self.report.reloads = self._reloads()
