@@ -71,6 +71,18 @@ def test_every_field_has_the_spec_type_and_range(described: dict[str, Attributes
 def test_gender_tells_these_women_from_these_men(described: dict[str, Attributes]) -> None:
     genders = {name: a.gender[0] for name, a in described.items() if a.gender}
     assert genders == {"astronaut": "female", "grace_hopper": "female", "obama": "male", "biden": "male"}
+    # With confidence: each man is more likely male than each woman by a clear margin (a constant head,
+    # or one that answered by chance, gives the same probability to all four).
+    male = {
+        name: p if kind == "male" else 1 - p
+        for name, a in described.items()
+        if a.gender
+        for kind, p in [a.gender]
+    }
+    for man in ("obama", "biden"):
+        for woman in ("astronaut", "grace_hopper"):
+            assert male[man] - male[woman] >= 0.25, (man, woman, male)
+    assert (male["obama"] + male["biden"] - male["astronaut"] - male["grace_hopper"]) / 2 >= 0.5, male
 
 
 def test_age_orders_younger_and_older_people(described: dict[str, Attributes]) -> None:
