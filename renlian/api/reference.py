@@ -22,7 +22,7 @@ from renlian.api.v2 import search as v2_search
 from renlian.api.v3 import faces as v3_faces
 from renlian.api.v3 import params as v3_params
 from renlian.api.v3 import search as v3_search
-from renlian.api.v3.shape import FIELDS, UNSERVED
+from renlian.api.v3.shape import FIELDS
 from renlian.core.controls import LEVELS
 from renlian.core.faces import IMAGE_TYPES
 from renlian.errors import ErrorCode
@@ -136,7 +136,12 @@ V3_CONTROLS = (
         enum=LEVELS,
         default="NONE",
     ),
-    Param("spoofing_control", "string", description="no model stands behind it: NONE only", enum=("NONE",)),
+    Param(
+        "spoofing_control",
+        "string",
+        description="no published thresholds for its levels: NONE only (detect's spoofing gives the score)",
+        enum=("NONE",),
+    ),
     Param(
         "face_type",
         "string",
@@ -160,8 +165,8 @@ V3_PAGE = (
 V3_FACE_FIELD = Param(
     "face_field",
     "string",
-    description="comma-separated attributes; " + ", ".join(sorted(UNSERVED)) + " are accepted and left out",
-    enum=tuple(sorted(FIELDS.keys() | UNSERVED)),
+    description="comma-separated attributes",
+    enum=tuple(sorted(FIELDS.keys())),
 )
 
 AUTH = (

@@ -67,8 +67,9 @@ NO_CONTROLS = Controls()
 
 
 def parse_controls(quality: str | None, liveness: str | None, spoofing: str | None) -> Controls:
-    """The controls of one image; an unknown level is 222019 / 222020. spoofing_control has no model
-    behind it: NONE is accepted, and any other level is refused rather than ignored."""
+    """The controls of one image; an unknown level is 222019 / 222020. spoofing_control has no published
+    thresholds or failure code to apply detect's spoofing score with: NONE is accepted, and any other
+    level is refused rather than ignored."""
     quality = quality or "NONE"
     liveness = liveness or "NONE"
     if quality not in LEVELS:
@@ -86,7 +87,8 @@ def parse_controls(quality: str | None, liveness: str | None, spoofing: str | No
     if (spoofing or "NONE") != "NONE":
         raise FaceApiError(
             ErrorCode.INVALID_PARAM,
-            "spoofing_control: renlian has no model for synthetic faces; only NONE is served",
+            "spoofing_control: Baidu publishes no thresholds or failure code for its levels; only NONE "
+            "is served (detect's face_field=spoofing gives the score)",
             field="spoofing_control",
         )
     return Controls(quality, liveness)

@@ -188,6 +188,16 @@ BUNDLED: dict[str, BundledModel] = {
             "overlays: non-commercial research use only",
         ),
         BundledModel(
+            "v3fields",
+            "v3 detect's eye_status, emotion, mask and spoofing heads over the recognition networks' "
+            "features (training/v3fields, card: weights/v3fields.md)",
+            "v3fields.npz",
+            "e25e37559fa83304d3e11d490d1663483a6ad2361aecba8335b1525791d251a6",
+            "trained on CEW, FER-2013, CK+, JAFFE, the chandrikadeb7 mask photos, FFHQ and StyleGAN "
+            "faces, CIPLAB's Photoshop composites, UTKFace, CelebA and SCUT-FBP5500: non-commercial "
+            "research use only",
+        ),
+        BundledModel(
             "liveness",
             "passive liveness against printed-photo attacks (training/liveness, card: weights/liveness.md)",
             "liveness.npz",

@@ -27,6 +27,7 @@ from renlian.vision.measures import blur, illumination, incompleteness
 from renlian.vision.mesh import FaceMesh
 from renlian.vision.pose import PoseEstimator
 from renlian.vision.recognizer import Embedder, Embedding, align, normalised
+from renlian.vision.v3fields import V3_FIELDS, V3FieldModel
 
 T = TypeVar("T")
 
@@ -66,6 +67,7 @@ class FaceAnalyzer:
         self.backbone = FeatureBackbone(paths["sface"], paths["mbf"], threads=config.threads)
         self.embedder = Embedder(config.recognizer, self.backbone.nets[config.recognizer])
         self.attributes = AttributeModel(paths["attributes"])
+        self.v3fields = V3FieldModel(paths["v3fields"])
         # Told each model call's duration (model name, seconds); the API layer feeds its metrics.
         self.observe: Callable[[str, float], None] = _ignore
 
@@ -132,7 +134,10 @@ class FaceAnalyzer:
                 illumination(image, face),
                 incompleteness(image.shape, face.kps5),
             )
-        return self.attributes.predict(fields, features, face.landmarks106, measures)
+        described = self.attributes.predict(fields, features, face.landmarks106, measures)
+        if fields & V3_FIELDS:
+            self.v3fields.describe(fields, aligned, features, self._features, described)
+        return described
 
     def aligned(self, image: BGRImage, face: Face) -> BGRImage:
         return align(image, face.kps5)

@@ -92,6 +92,12 @@ class Attributes:
     glasses: tuple[int, float] | None = None
     race: tuple[str, float] | None = None
     qualities: Qualities | None = field(default=None)
+    # v3-only fields (renlian.vision.v3fields): each eye's probability of being open (image-left eye
+    # first), (emotion, probability), (0 no mask / 1 mask, probability), probability of a synthetic face.
+    eye_status: tuple[float, float] | None = None
+    emotion: tuple[str, float] | None = None
+    mask: tuple[int, float] | None = None
+    spoofing: float | None = None
 
 
 def mouth_opening(landmarks106: Points) -> float:

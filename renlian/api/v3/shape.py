@@ -34,18 +34,20 @@ FIELDS: dict[str, str | None] = {
     "landmark": None,
     "landmark72": None,
     "landmark150": None,
+    "eye_status": "eye_status",
+    "emotion": "emotion",
+    "mask": "mask",
+    "spoofing": "spoofing",
 }
 # The field answered by the face mesh, not by the 106-point model behind the other landmarks.
 MESH_FIELD = "landmark150"
-# Fields v3 documents that no model of ours answers yet: accepted, and left out (docs/compat.md).
-UNSERVED = frozenset({"eye_status", "emotion", "mask", "spoofing"})
 EXPRESSIONS = ("none", "smile", "laugh")
 GLASSES = ("none", "common", "sun")
 OCCLUSION_NAMES = {"chin": "chin_contour"}
 
 
 def face_fields(p: Params) -> set[str]:
-    return set(p.choices("face_field", FIELDS.keys() | UNSERVED)) - UNSERVED
+    return set(p.choices("face_field", FIELDS.keys()))
 
 
 def analyzer_fields(fields: set[str]) -> tuple[bool, frozenset[str]]:
@@ -114,6 +116,15 @@ def attributes(found: Attributes, fields: set[str]) -> dict[str, Any]:
         body["glasses"] = {"type": GLASSES[found.glasses[0]], "probability": round(found.glasses[1], DIGITS)}
     if found.race is not None:
         body["race"] = {"type": found.race[0], "probability": round(found.race[1], DIGITS)}
+    if found.eye_status is not None:
+        left, right = found.eye_status
+        body["eye_status"] = {"left_eye": round(left, DIGITS), "right_eye": round(right, DIGITS)}
+    if found.emotion is not None:
+        body["emotion"] = {"type": found.emotion[0], "probability": round(found.emotion[1], DIGITS)}
+    if found.mask is not None:
+        body["mask"] = {"type": found.mask[0], "probability": round(found.mask[1], DIGITS)}
+    if found.spoofing is not None:
+        body["spoofing"] = round(found.spoofing, DIGITS)
     qualities = found.qualities
     if qualities is not None and "quality" in fields:
         body["quality"] = {
