@@ -204,5 +204,23 @@ BUNDLED: dict[str, BundledModel] = {
             "ab64fffd3afea861b1e3762a90bbb50e9e61fc0d3f320a71b410cadc9808f296",
             "trained on NUAA Photograph Imposter Database: research use only",
         ),
+        BundledModel(
+            "minifasnet_v2",
+            "passive liveness against prints and screen replays, 2.7x face crop (minivision "
+            "Silent-Face-Anti-Spoofing MiniFASNetV2, converted by training/liveness_replay/convert.py; "
+            "card: weights/minifasnet.md)",
+            "minifasnet_v2_2.7.onnx",
+            "eb5c27303215cd3cd2be1d30f55ab4963f427152cd0f8661b18ffcf0b6a41e88",
+            "Apache-2.0 (minivision-ai/Silent-Face-Anti-Spoofing; weights/minifasnet.LICENSE)",
+        ),
+        BundledModel(
+            "minifasnet_v1se",
+            "passive liveness against prints and screen replays, 4.0x face crop (minivision "
+            "Silent-Face-Anti-Spoofing MiniFASNetV1SE, converted by training/liveness_replay/convert.py; "
+            "card: weights/minifasnet.md)",
+            "minifasnet_v1se_4.0.onnx",
+            "f7f0dd6d5f29700f152728eab75ef4bb71a558d93bff9ef5729d8b21e0df8ead",
+            "Apache-2.0 (minivision-ai/Silent-Face-Anti-Spoofing; weights/minifasnet.LICENSE)",
+        ),
     )
 }

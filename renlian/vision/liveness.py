@@ -1,15 +1,19 @@
-"""Passive single-image liveness: does this face look like a live person or a printed photo of one?
+"""Passive single-image liveness: does this face look like a live person, or a print or screen of one?
 
-Trained and measured on NUAA (printed-photo attacks only); see renlian/models/weights/liveness.md.
-The score is a risk signal, not a security guarantee: screens, masks and deepfakes were never seen.
+Two families live here:
+- `LivenessScorer`: the print-attack model trained here on NUAA (renlian/models/weights/liveness.md),
+  over one preprocessing step, `liveness_input`, shared with training: `.npz` colour-texture
+  histograms (uniform LBP in YCrCb and HSV) with a logistic regression, or an `.onnx` small CNN.
+- `MiniFasScorer`: minivision's MiniFASNet pair (Apache-2.0, trained by its authors on print and
+  screen replay attacks; weights/minifasnet.md), over `minifas_input`, their crop rule on a square.
 
-Two model kinds share one preprocessing step, `liveness_input`, so training and serving cannot drift:
-- `.onnx`: a small CNN that takes the crop itself;
-- `.npz`: colour-texture histograms (uniform LBP in YCrCb and HSV) with a logistic regression.
+Either score is a risk signal, not a security guarantee: masks, 3D heads and injected streams were
+never measured (docs/liveness.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,13 @@ from numpy.typing import NDArray
 from renlian.models.runtime import onnx_session
 from renlian.vision.faces import Face
 from renlian.vision.image import BGRImage
+
+MINIFAS_SIZE = 80
+# YuNet's box is ~1.3x taller than wide; MiniFASNet was trained on crops around RetinaFace boxes,
+# which are square. Measured on NUAA, LFW and SCUT-FBP5500 (training/liveness_replay/boxes.py):
+# RetinaFace's side is 0.90x YuNet's longer side (IQR 0.05) and its centre 0.06 of that side lower.
+MINIFAS_SIDE = 0.90
+MINIFAS_DROP = 0.06
 
 INPUT_SIZE = 112
 # A print attack shows itself around the face as much as on it: the photo's edge, the hand holding
@@ -55,6 +66,44 @@ def liveness_input(image: BGRImage, face: Face) -> BGRImage:
         region = image[y0:y1, x0:x1]
         out[dy0:dy1, dx0:dx1] = cv2.resize(region, (dx1 - dx0, dy1 - dy0), interpolation=interpolation)
     return out
+
+
+def square_box(box: NDArray[np.float32]) -> tuple[float, float, float]:
+    """Centre and side of the square every MiniFASNet crop is cut around.
+
+    It depends only on the box's centre and its longer side, so a tall narrow box (a face cut by the
+    image edge, a detector's odd guess) gives the same crop as the square of its longer side: the
+    models' answers move a lot with the crop's aspect ratio, which a square rules out.
+    """
+    x, y, w, h = (float(v) for v in box)
+    longer = max(w, h, 1.0)
+    return x + w / 2, y + h / 2 + MINIFAS_DROP * longer, MINIFAS_SIDE * longer
+
+
+def minifas_input(image: BGRImage, face: Face, scale: float) -> BGRImage:
+    """The 80x80 BGR crop one MiniFASNet model sees: `scale` times the square around the face.
+
+    Upstream's rule (src/generate_patches.py, which also made their training crops): the scale
+    shrinks until the window fits the image, and a window crossing an edge slides back inside rather
+    than being padded, so a face near the edge sees more of the other side, never a black band. The
+    window stays square because the box is made square first.
+    """
+    height, width = image.shape[:2]
+    cx, cy, side = square_box(face.box)
+    scale = min((height - 1) / side, (width - 1) / side, scale)
+    half = side * scale / 2
+    left, top, right, bottom = cx - half, cy - half, cx + half, cy + half
+    if left < 0:
+        right, left = right - left, 0.0
+    if top < 0:
+        bottom, top = bottom - top, 0.0
+    if right > width - 1:
+        left, right = left - (right - width + 1), float(width - 1)
+    if bottom > height - 1:
+        top, bottom = top - (bottom - height + 1), float(height - 1)
+    region = image[int(top) : int(bottom) + 1, int(left) : int(right) + 1]
+    # Bilinear, as upstream's cv2.resize default: the models learnt the moire this sampling leaves.
+    return cv2.resize(region, (MINIFAS_SIZE, MINIFAS_SIZE), interpolation=cv2.INTER_LINEAR)
 
 
 def _uniform_lbp_table() -> NDArray[np.int64]:
@@ -157,3 +206,31 @@ class LivenessScorer:
             (out,) = self._session.run(None, {self._input_name: cnn_input(crop)})
             logit = float(np.asarray(out).reshape(-1)[0])
         return float(1.0 / (1.0 + np.exp(-np.clip(logit, -50.0, 50.0))))
+
+
+# The bundled MiniFASNet files (renlian.models.registry.BUNDLED) and the crop scale each was trained on.
+MINIFAS_MODELS = (("minifasnet_v2", 2.7), ("minifasnet_v1se", 4.0))
+
+
+class MiniFasScorer:
+    """minivision's two MiniFASNet models, each on its own crop scale, averaged as upstream's test.py
+    does: the mean probability of their "live" class (index 1 of 3; the others are attack kinds)."""
+
+    def __init__(self, paths: dict[str, Path], *, threads: int) -> None:
+        self._nets = [(onnx_session(paths[name], threads), scale) for name, scale in MINIFAS_MODELS]
+
+    def single(self, index: int) -> Callable[[BGRImage, Face], float]:
+        """One of the two models alone (for the bench's comparison)."""
+        session, scale = self._nets[index]
+        return lambda image, face: _live_probability(session, minifas_input(image, face, scale))
+
+    def raw(self, image: BGRImage, face: Face) -> float:
+        return sum(_live_probability(s, minifas_input(image, face, scale)) for s, scale in self._nets) / len(
+            self._nets
+        )
+
+
+def _live_probability(session: Any, crop: BGRImage) -> float:
+    # BGR 0-255 floats, as upstream's ToTensor without its division (their "modify by zkx").
+    (out,) = session.run(None, {"bgr": cnn_input(crop)})
+    return float(np.asarray(out)[0, 1])

@@ -1,0 +1,1 @@
+"""Liveness against screen replays: MiniFASNet conversion, synthetic replays, the replay bench."""
