@@ -28,7 +28,8 @@ from renlian.vision.image import BGRImage
 MINIFAS_SIZE = 80
 # YuNet's box is ~1.3x taller than wide; MiniFASNet was trained on crops around RetinaFace boxes,
 # which are square. Measured on NUAA, LFW and SCUT-FBP5500 (training/liveness_replay/boxes.py):
-# RetinaFace's side is 0.90x YuNet's longer side (IQR 0.05) and its centre 0.06 of that side lower.
+# RetinaFace's side is 0.86-0.90x YuNet's longer side (IQR 0.05) and its centre 0.06 of that side
+# lower (UTKFace's tight 200 px crops, where both boxes meet the image edge, differ: 0.96 and 0.01).
 MINIFAS_SIDE = 0.90
 MINIFAS_DROP = 0.06
 

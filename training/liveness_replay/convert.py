@@ -31,8 +31,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from training.liveness_replay import UPSTREAM_COMMIT
+
 WEIGHTS = Path(__file__).resolve().parents[2] / "renlian" / "models" / "weights"
-COMMIT = "b6d5f04ad78778917853b25c778acef6d5626d15"
+COMMIT = UPSTREAM_COMMIT
 MODEL_CODE = (
     "src/model_lib/MiniFASNet.py",
     "e498c4ec5e1ddfaba62b941a126c19d65aa564999f3309661fe43ee8bf38acd7",
