@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from renlian.core.fetch import ImageFetcher, parse_allow_list
+from renlian.models.runtime import ExecutionProvider
 from renlian.vision.analyzer import AnalyzerConfig
 from renlian.vision.image import ImageLimits
 
@@ -67,6 +68,11 @@ class Settings(BaseSettings):
     # lone request's latency by about a third (docs/benchmarks.md); more help little at these sizes.
     inference_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
     threads_per_worker: int = Field(default_factory=_default_threads, ge=1, le=64)
+    # Where onnxruntime runs the models: "cpu", or "cuda" for its CUDA provider where the
+    # onnxruntime-gpu package replaces onnxruntime and a GPU is present; without either the models
+    # run on the CPU and the log says why (docs/models.md). The face mesh (LiteRT) and the search's
+    # first pass stay on the CPU either way.
+    execution_provider: ExecutionProvider = "cpu"
     # Blocking work that is not inference runs in a pool per kind (api/pools.py), so that one kind
     # waiting cannot hold the threads another needs: image URL downloads (slow servers) cannot
     # delay logins and library reads. These threads mostly wait, so they may outnumber the cores.
@@ -141,6 +147,7 @@ class Settings(BaseSettings):
             threads=threads or self.threads_per_worker,
             detect_max_side=self.detect_max_side,
             detect_score_threshold=self.detect_score_threshold,
+            execution_provider=self.execution_provider,
         )
 
     def image_limits(self) -> ImageLimits:

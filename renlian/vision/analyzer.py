@@ -1,7 +1,7 @@
 """The face analyzer: every model the service runs, loaded once, used from many threads.
 
-onnxruntime sessions are safe to run from several threads at once; the detector keeps one OpenCV
-object per thread. The analyzer itself holds no per-request state.
+onnxruntime sessions are safe to run from several threads at once. The analyzer itself holds no
+per-request state.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TypeVar
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.models.cache import ModelCache, verify_file
 from renlian.models.registry import BUNDLED, MODELS
-from renlian.models.runtime import configure_opencv
+from renlian.models.runtime import ExecutionProvider, configure_opencv, use_execution_provider
 from renlian.vision.attributes import LANDMARK_FIELDS, AttributeModel, Attributes, Qualities
 from renlian.vision.backbone import FaceFeatures, FeatureBackbone
 from renlian.vision.detector import YuNetDetector
@@ -51,6 +51,7 @@ class AnalyzerConfig:
     threads: int
     detect_max_side: int
     detect_score_threshold: float
+    execution_provider: ExecutionProvider = "cpu"
 
 
 class FaceAnalyzer:
@@ -59,6 +60,7 @@ class FaceAnalyzer:
             paths["yunet"],
             max_side=config.detect_max_side,
             score_threshold=config.detect_score_threshold,
+            threads=config.threads,
         )
         self.landmarks = Landmark106(paths["landmark106"], threads=config.threads)
         self.mesh = FaceMesh(paths["facemesh"], paths["iris"], threads=config.threads)
@@ -190,6 +192,7 @@ class FaceAnalyzer:
 def load_analyzer(cache: ModelCache, config: AnalyzerConfig, *, progress: bool = False) -> FaceAnalyzer:
     """Fetch any missing model (verifying every checksum), then load them all."""
     configure_opencv(config.threads)
+    use_execution_provider(config.execution_provider)
     paths = cache.ensure(list(MODELS.values()), progress=progress)
     for name, bundled in BUNDLED.items():
         paths[name] = verify_file(bundled.path, bundled.sha256, name)

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from numpy.typing import NDArray
 
-from renlian.models.runtime import onnx_session_from_bytes
+from renlian.models.runtime import model_session_from_bytes
 from renlian.vision.image import BGRImage
 from renlian.vision.recognizer import EMBEDDER_INPUTS
 
@@ -52,7 +52,7 @@ class FeatureNet:
 
     def __init__(self, name: str, model: Path, *, threads: int) -> None:
         self._scaling = EMBEDDER_INPUTS[name]
-        self._session = onnx_session_from_bytes(graph_with_output(model, FEATURE_LAYERS[name]), threads)
+        self._session = model_session_from_bytes(graph_with_output(model, FEATURE_LAYERS[name]), threads)
         self._input = self._session.get_inputs()[0].name
         self.embedding_dim: int = self._session.get_outputs()[0].shape[-1]
 
