@@ -26,11 +26,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 ROW_LEVELS = 127
-# Probe codes stay within [-63, 63] and are offset to [1, 127] as uint8: x86's byte multiply-add
-# (vpmaddubsw) saturates a pair of u8 x s8 products at 32767, and 2 x 127 x 127 = 32258 fits; with
-# the full [0, 255] range it would not, and the integers would be wrong.
+# Row codes are kept offset to [1, 255] as uint8 (c + 128), probe codes within [-63, 63] as int8:
+# x86's byte multiply-add (vpmaddubsw) saturates a pair of u8 x s8 products at 32767, and
+# 2 x 255 x 63 = 32130 fits; with the probe's full [-127, 127] range it would not, and the integers
+# would be wrong.
+ROW_OFFSET = 128
 QUERY_LEVELS = 63
-QUERY_OFFSET = 64
 SLACK = 2.0**-20
 # Rows and probes whose largest coordinate is below this are coded as all zeros: a scale this small
 # would make the first pass's float32 products subnormal, where rounding is no longer relative.
@@ -53,7 +54,6 @@ class RowCodes:
 
     codes: NDArray[np.int8]  # (n, dim)
     scale: NDArray[np.float32]  # s
-    offset_sum: NDArray[np.int32]  # QUERY_OFFSET x sum of codes: removes the probe's offset
     norm: NDArray[np.float32]  # ||x||, rounded up
     residual: NDArray[np.float32]  # ||x - s c||, rounded up
 
@@ -75,7 +75,6 @@ def code_rows(vectors: NDArray[np.float32]) -> RowCodes:
     return RowCodes(
         codes,
         scale,
-        (QUERY_OFFSET * codes.sum(axis=1, dtype=np.int32)).astype(np.int32),
         round_up(np.sqrt(np.einsum("ij,ij->i", rows, rows).astype(np.float64)) * margin + floor),
         round_up(np.sqrt(np.einsum("ij,ij->i", residual, residual).astype(np.float64)) * margin + floor),
     )
@@ -83,7 +82,7 @@ def code_rows(vectors: NDArray[np.float32]) -> RowCodes:
 
 @dataclass(frozen=True)
 class QueryCode:
-    codes: NDArray[np.uint8]  # (1, dim): b + QUERY_OFFSET
+    codes: NDArray[np.int8]  # (dim,): b
     step: np.float32  # t
     error: float  # ||q - t b||, rounded up
     coded_norm: float  # ||t b||, rounded up
@@ -109,14 +108,35 @@ def code_query(query: NDArray[np.float32]) -> QueryCode:
     coded = float(step) * b  # exact in float64, like the rows' residual
     error = float(round_up(np.array([np.sqrt(np.square(q - coded).sum())]))[0])
     coded_norm = float(round_up(np.array([np.sqrt(np.square(coded).sum())]))[0])
-    norm = float(round_up(np.array([np.sqrt(np.square(q.astype(np.float64)).sum())]))[0])
+    norm = norm_up(q)
     return QueryCode(
-        (b + QUERY_OFFSET).astype(np.uint8)[None, :],
+        b.astype(np.int8),
         step,
         error,
         coded_norm,
         SLACK * (norm + error + coded_norm),
     )
+
+
+def norm_up(query: NDArray[np.float32]) -> float:
+    """||q||, never below the exact value."""
+    return float(round_up(np.array([np.sqrt(np.square(np.asarray(query, np.float64)).sum())]))[0])
+
+
+def float32_bound(norm: NDArray[np.float32], query_norm: float, dim: int) -> NDArray[np.float64]:
+    """The most a float32 dot product x . q can be from the exact score, for rows of these norms and
+    a probe of this norm, whatever BLAS does (any order of sums, fused multiply-adds or not):
+    gamma_dim = dim u / (1 - dim u) of sum |x_j q_j| <= ||x|| ||q||, doubled to cover the exact score's
+    own float64 rounding; plus what subnormal coordinates flushed to zero can lose (each below
+    2^-126 times the other vector's coordinate). The caller keeps ||x|| ||q|| below 2^100, so no
+    float32 product or sum overflows."""
+    unit = dim * 2.0**-24
+    gamma = 2 * unit / (1 - unit)
+    norm64 = norm.astype(np.float64)
+    bound: NDArray[np.float64] = norm64 * (query_norm * gamma) + (norm64 + query_norm) * (
+        np.sqrt(dim) * 2.0**-120
+    )
+    return bound + FLOOR
 
 
 def exact_scores(rows: NDArray[np.float32], query: NDArray[np.float32]) -> NDArray[np.float64]:

@@ -30,9 +30,10 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from renlian.library import snapshot
-from renlian.library.bound import QueryCode, RowCodes, code_query, code_rows, exact_scores
+from renlian.library.bound import (
+    QueryCode,
+    RowCodes,
+    code_query,
+    code_rows,
+    exact_scores,
+    float32_bound,
+    norm_up,
+)
 from renlian.library.rows import RowFile
-from renlian.library.scan import FirstPass
+from renlian.library.scan import FirstPass, Probes, offset_codes
 from renlian.store.base import FaceChanges, FaceStore, FeedState
 from renlian.store.files import private_dir
 
@@ -53,13 +62,20 @@ FIRST_BLOCK = 1024
 MAX_BLOCK = 32768
 # Rows scored exactly at once: bounds the float64 copy when the bound rules out little.
 EXACT_CHUNK = 8192
-SNAPSHOT_FORMAT = 2
+# Groups of at most this many rows skip the int8 first pass: their float32 rows are read whole and
+# multiplied by the probes (one BLAS product), with a bound a thousand times tighter, then re-ranked
+# the same way. Below this size that costs less than the first pass's fixed cost
+# (docs/benchmarks.md, where the two cross).
+DIRECT_ROWS = 3000
+# float32 products of norms up to this never overflow (bound.float32_bound).
+DIRECT_NORM_PRODUCT = 2.0**100
+SNAPSHOT_FORMAT = 3
 # Beside the snapshots: what the last clean shutdown vouched for (FaceIndex.save).
 VOUCHERS = "vouchers.json"
 
 # Per-row arrays, grown with the blocks and moved with their row. `_owner` is the row's user, as an
 # index into `_names`: no Python object per row, so a snapshot of 300,000 rows loads in a blink.
-_STATS = ("_scale", "_offset_sum", "_norm", "_residual", "_owner")
+_STATS = ("_scale", "_norm", "_residual", "_owner")
 
 
 @dataclass(frozen=True)
@@ -68,10 +84,51 @@ class UserHit:
     scores: list[float]  # exact cosine similarities of this user's best faces, best first
 
 
+@dataclass(frozen=True)
+class _Pass:
+    """One probe's first-pass score of every row, and how far each may be from its exact score."""
+
+    approx: NDArray[np.float32]
+    tops: NDArray[np.int64]  # rows among which the first pass's best are (unordered)
+    bound: Callable[[NDArray[np.intp]], NDArray[np.float64]]
+    widest: float  # the bound of any row of the group
+
+
 def _below(value: float) -> np.float32:
     """The largest float32 not above `value`: a float32 comparison against it drops nothing."""
     rounded = np.float32(value)
     return rounded if float(rounded) <= value else np.nextafter(rounded, np.float32(-np.inf))
+
+
+def _int8_bound(
+    code: QueryCode, norm: NDArray[np.float32], residual: NDArray[np.float32], rows: NDArray[np.intp]
+) -> NDArray[np.float64]:
+    return code.bound(norm[rows], residual[rows])
+
+
+def _float32_bound(
+    query_norm: float, norm: NDArray[np.float32], dim: int, rows: NDArray[np.intp]
+) -> NDArray[np.float64]:
+    return float32_bound(norm[rows], query_norm, dim)
+
+
+class _Exact:
+    """One probe's exact scores, each row's computed once per search however often it is asked for."""
+
+    def __init__(
+        self, group: GroupIndex, query: NDArray[np.float32], vectors: NDArray[np.float32] | None
+    ) -> None:
+        self._group, self._query, self._vectors = group, query, vectors
+        self._known: dict[int, float] = {}
+
+    def __call__(self, rows: NDArray[np.intp]) -> dict[int, float]:
+        """row -> exact score of each of `rows`."""
+        listed = rows.tolist()
+        fresh = [row for row in listed if row not in self._known]
+        if fresh:
+            scores = self._group._exact(np.array(fresh, np.intp), self._query, self._vectors)
+            self._known.update(zip(fresh, scores.tolist(), strict=True))
+        return {row: self._known[row] for row in listed}
 
 
 class GroupIndex:
@@ -82,10 +139,9 @@ class GroupIndex:
         self.dim = dim
         self._pass = first_pass or shared_first_pass()
         self._file = rows or RowFile(dim)
-        self._blocks: list[NDArray[np.int8]] = []  # codes, dim x block size
+        self._blocks: list[NDArray[np.uint8]] = []  # codes + 128, block size x dim
         self._starts = [0]  # each block's first row, then the end of the last block
         self._scale = np.zeros(0, np.float32)
-        self._offset_sum = np.zeros(0, np.int32)
         self._norm = np.zeros(0, np.float32)
         self._residual = np.zeros(0, np.float32)
         self._owner = np.zeros(0, np.int32)
@@ -120,7 +176,7 @@ class GroupIndex:
     def _reserve(self, rows: int) -> None:
         while self._starts[-1] < rows:
             size = min(MAX_BLOCK, FIRST_BLOCK << len(self._blocks))
-            self._blocks.append(np.zeros((self.dim, size), np.int8))
+            self._blocks.append(np.zeros((size, self.dim), np.uint8))
             self._starts.append(self._starts[-1] + size)
         capacity = self._starts[-1]
         for name in _STATS:
@@ -137,14 +193,15 @@ class GroupIndex:
     def _put(self, start: int, coded: RowCodes) -> None:
         end = start + len(coded.scale)
         self._scale[start:end] = coded.scale
-        self._offset_sum[start:end] = coded.offset_sum
         self._norm[start:end] = coded.norm
         self._residual[start:end] = coded.residual
         row = start
         while row < end:
             block, offset = self._locate(row)
             stop = min(end, self._starts[block + 1])
-            self._blocks[block][:, offset : offset + stop - row] = coded.codes[row - start : stop - start].T
+            self._blocks[block][offset : offset + stop - row] = offset_codes(
+                coded.codes[row - start : stop - start]
+            )
             row = stop
         if end > start:
             self._norm_max = max(self._norm_max, float(coded.norm.max()))
@@ -189,17 +246,16 @@ class GroupIndex:
         if row != last:
             self._file.move(last, row)
             (to_block, to_column), (from_block, from_column) = self._locate(row), self._locate(last)
-            self._blocks[to_block][:, to_column] = self._blocks[from_block][:, from_column]
+            self._blocks[to_block][to_column] = self._blocks[from_block][from_column]
             for name in _STATS:
                 getattr(self, name)[row] = getattr(self, name)[last]
             moved = self._face_ids[last]
             self._face_ids[row] = moved
             self._row_of[moved] = row
-        # The freed column is still scored with its block: scale 0 scores it 0, never a stale face.
+        # The freed row is still scored with its block: scale 0 scores it 0, never a stale face.
         block, column = self._locate(last)
-        self._blocks[block][:, column] = 0
+        self._blocks[block][column] = 0
         self._scale[last] = 0
-        self._offset_sum[last] = 0
         self._face_ids.pop()
 
     # Reads ----------------------------------------------------------------------------------------
@@ -211,65 +267,114 @@ class GroupIndex:
     def search_many(
         self, queries: NDArray[np.float32], users: int, faces_per_user: int
     ) -> list[list[UserHit]]:
-        """search() for each row of `queries`: every block of codes is read from memory once, and
-        scored for each probe while it is in cache."""
+        """search() for each row of `queries`, all probes at once: one product per block of codes for
+        every probe (or, for a small group, one product of its float32 rows); then each probe's
+        re-rank."""
         count = len(self._face_ids)
         if count == 0:
             return [[] for _ in queries]
-        coded = [code_query(query) for query in queries]
         window = min(count, max(64, users * 8))
+        norms = [norm_up(query) for query in queries]
+        vectors = None
+        if count <= DIRECT_ROWS and self._norm_max * max(norms) < DIRECT_NORM_PRODUCT:
+            vectors = self._file.head(count)
+            passes = self._direct_pass(vectors, queries, norms, window)
+        else:
+            passes = self._int8_pass(queries, window)
+        return [
+            self._best_users(found, _Exact(self, query, vectors), users, faces_per_user)
+            for found, query in zip(passes, queries, strict=True)
+        ]
+
+    def _int8_pass(self, queries: NDArray[np.float32], window: int) -> list[_Pass]:
+        count = len(self._face_ids)
+        coded = [code_query(query) for query in queries]
+        probes = Probes([code.codes for code in coded], [code.step for code in coded])
         approx = np.empty((len(coded), count), np.float32)
-        tops: list[list[NDArray[np.int64]]] = [[] for _ in coded]
+        tops: list[NDArray[np.int64]] = []
         for block, codes in enumerate(self._blocks):
             start, capacity_end = self._starts[block], self._starts[block + 1]
             if start >= count:
                 break
             end = min(count, capacity_end)
-            offset_sum, scale = self._offset_sum[start:capacity_end], self._scale[start:capacity_end]
-            for probe, code in enumerate(coded):
-                found, top = self._pass.scores(code.codes, code.step, codes, offset_sum, scale, window)
-                approx[probe, start:end] = found[: end - start]
-                tops[probe].append(top[top < end - start] + start)
-        return [
-            self._best_users(
-                approx[probe],
-                np.concatenate(tops[probe]),
-                coded[probe],
-                queries[probe],
-                users,
-                faces_per_user,
+            found, top = self._pass.scores(probes, codes, self._scale[start:capacity_end], window)
+            approx[:, start:end] = found[:, : end - start]
+            tops.extend(np.where(top < end - start, top + start, -1))
+        norm_max = np.array([self._norm_max], np.float32)
+        residual_max = np.array([self._residual_max], np.float32)
+        passes = []
+        for probe, code in enumerate(coded):
+            rows = np.concatenate(tops[probe :: len(coded)])
+            passes.append(
+                _Pass(
+                    approx[probe],
+                    rows[rows >= 0],
+                    partial(_int8_bound, code, self._norm, self._residual),
+                    float(code.bound(norm_max, residual_max)[0]),
+                )
             )
-            for probe in range(len(coded))
-        ]
+        return passes
 
-    def _best_users(
-        self,
-        approx: NDArray[np.float32],
-        tops: NDArray[np.int64],
-        code: QueryCode,
-        query: NDArray[np.float32],
-        users: int,
-        faces_per_user: int,
-    ) -> list[UserHit]:
+    def _direct_pass(
+        self, vectors: NDArray[np.float32], queries: NDArray[np.float32], norms: list[float], window: int
+    ) -> list[_Pass]:
+        # numpy's own loop rather than BLAS: OpenBLAS wakes its threads for a product this small, and
+        # on a busy machine that wait (8 ms measured) is worth a hundred such products.
+        approx = np.einsum("pj,ij->pi", np.asarray(queries, np.float32), vectors)
+        norm_max = np.array([self._norm_max], np.float32)
+        passes = []
+        for probe, norm in enumerate(norms):
+            scores = approx[probe]
+            tops = (
+                np.argpartition(-scores, window - 1)[:window]
+                if window < len(scores)
+                else np.arange(len(scores))
+            )
+            passes.append(
+                _Pass(
+                    scores,
+                    tops.astype(np.int64),
+                    partial(_float32_bound, norm, self._norm, self.dim),
+                    float(float32_bound(norm_max, norm, self.dim)[0]),
+                )
+            )
+        return passes
+
+    def _best_users(self, found: _Pass, exact: _Exact, users: int, faces_per_user: int) -> list[UserHit]:
         # Step 2 of the module doc: the rows with the best first-pass scores (each block's best,
         # from the first pass). When they hold too few distinct users (one user's many near-copies,
         # or a group of fewer users than asked for), each user's best row by the first pass instead.
+        approx = found.approx
         window = max(64, users * 8)
-        rows = tops[np.argsort(-approx[tops], kind="stable")[:window]]
+        rows = found.tops[np.argsort(-approx[found.tops], kind="stable")[:window]]
         complete = False
         if len(set(self._owner[rows].tolist())) < users:
             rows, complete = self._row_per_user(approx, window)
-        scored = dict(zip(rows.tolist(), self._exact(rows, query).tolist(), strict=True))
+        scored = exact(rows)
         floor = self._floor(scored, users, complete)
         # Step 3: every row that the bound cannot rule out.
-        scored.update(self._reaching(approx, np.arange(len(approx)), code, query, floor, scored))
+        scored.update(exact(self._reaching(found, None, floor)))
         ranked = sorted(scored, key=lambda row: (-scored[row], self._face_ids[row]))
         owners = self._owner[np.array(ranked, np.intp)].tolist()
         best = list(dict.fromkeys(owners))[:users]
+        # The rows of every user answered, found with one pass over the owners.
+        theirs = np.flatnonzero(self._owned_by(best, len(approx)))
         return [
-            UserHit(self._names[owner], self._best_faces(approx, owner, code, query, faces_per_user))
+            UserHit(
+                self._names[owner],
+                self._best_faces(found, exact, theirs[self._owner[theirs] == owner], faces_per_user),
+            )
             for owner in best
         ]
+
+    def _owned_by(self, owners: list[int], count: int) -> NDArray[np.bool_]:
+        """Which of the first `count` rows belong to one of `owners` (a few compares: numpy's isin
+        sorts a 300,000-row group first)."""
+        mine = self._owner[:count]
+        mask = np.zeros(count, np.bool_)
+        for owner in owners:
+            mask |= mine == owner
+        return mask
 
     def _row_per_user(self, approx: NDArray[np.float32], most: int) -> tuple[NDArray[np.intp], bool]:
         """The best row by the first pass of each of the `most` users whose best rows score best,
@@ -280,38 +385,24 @@ class GroupIndex:
         chosen = firsts[np.argsort(-approx[firsts], kind="stable")[:most]]
         return chosen.astype(np.intp), len(chosen) == len(firsts)
 
-    def _reaching(
-        self,
-        approx: NDArray[np.float32],
-        rows: NDArray[np.intp],
-        code: QueryCode,
-        query: NDArray[np.float32],
-        floor: float,
-        scored: dict[int, float],
-    ) -> dict[int, float]:
-        """Exact scores of the `rows` not yet in `scored` whose first-pass score plus bound reaches
-        `floor`: first against the group's largest bound (one comparison per row), then each
-        against its own."""
-        if floor > -np.inf:
-            widest = code.bound(
-                np.array([self._norm_max], np.float32), np.array([self._residual_max], np.float32)
-            )
-            rows = rows[approx[rows] >= _below(floor - float(widest[0]))]
-            reach = approx[rows].astype(np.float64) + code.bound(self._norm[rows], self._residual[rows])
-            rows = rows[reach >= floor]
-        fresh = np.array([row for row in rows.tolist() if row not in scored], np.intp)
-        return dict(zip(fresh.tolist(), self._exact(fresh, query).tolist(), strict=True))
+    def _reaching(self, found: _Pass, rows: NDArray[np.intp] | None, floor: float) -> NDArray[np.intp]:
+        """The `rows` (None: all) whose first-pass score plus bound reaches `floor`: first against
+        the group's largest bound (one comparison per row), then each against its own."""
+        approx = found.approx
+        if floor == -np.inf:
+            return np.arange(len(approx)) if rows is None else rows
+        lowest = _below(floor - found.widest)
+        rows = np.flatnonzero(approx >= lowest) if rows is None else rows[approx[rows] >= lowest]
+        reach = approx[rows].astype(np.float64) + found.bound(rows)
+        return rows[reach >= floor]
 
-    def _best_faces(
-        self, approx: NDArray[np.float32], owner: int, code: QueryCode, query: NDArray[np.float32], faces: int
-    ) -> list[float]:
-        """A user's `faces` best exact face scores, by the same floor and bound as the users: a user
-        with thousands of faces is not scored exactly in full."""
-        rows = np.flatnonzero(self._owner[: len(approx)] == owner)
-        first = rows[np.argsort(-approx[rows], kind="stable")[:faces]]
-        scored = dict(zip(first.tolist(), self._exact(first, query).tolist(), strict=True))
+    def _best_faces(self, found: _Pass, exact: _Exact, rows: NDArray[np.intp], faces: int) -> list[float]:
+        """The `faces` best exact scores of a user's `rows`, by the same floor and bound as the
+        users: a user with thousands of faces is not scored exactly in full."""
+        approx = found.approx
+        scored = exact(rows[np.argsort(-approx[rows], kind="stable")[:faces]])
         floor = min(scored.values()) if len(scored) == faces else -np.inf
-        scored.update(self._reaching(approx, rows, code, query, floor, scored))
+        scored.update(exact(self._reaching(found, rows, floor)))
         return sorted(scored.values(), reverse=True)[:faces]
 
     def _floor(self, scored: dict[int, float], users: int, complete: bool) -> float:
@@ -326,7 +417,15 @@ class GroupIndex:
             return sorted(best.values(), reverse=True)[users - 1]
         return min(best.values()) if complete and best else -np.inf
 
-    def _exact(self, rows: NDArray[np.intp], query: NDArray[np.float32]) -> NDArray[np.float64]:
+    def _exact(
+        self,
+        rows: NDArray[np.intp],
+        query: NDArray[np.float32],
+        vectors: NDArray[np.float32] | None = None,
+    ) -> NDArray[np.float64]:
+        """Exact scores of `rows`, from `vectors` (a small group's rows, read whole) or the file."""
+        if vectors is not None:
+            return exact_scores(vectors[rows], query)
         parts = [
             exact_scores(self._file.read(rows[start : start + EXACT_CHUNK]), query)
             for start in range(0, len(rows), EXACT_CHUNK)
@@ -383,7 +482,9 @@ class GroupIndex:
             raise snapshot.SnapshotError("the rows file does not match its snapshot")
         blocks = [arrays[f"codes{block}"] for block in range(int(header["blocks"]))]
         self._reserve(count)
-        if [codes.shape for codes in blocks] != [codes.shape for codes in self._blocks]:
+        if [(codes.shape, codes.dtype) for codes in blocks] != [
+            (codes.shape, codes.dtype) for codes in self._blocks
+        ]:
             raise snapshot.SnapshotError("the blocks do not have the expected shapes")
         self._blocks = blocks
         for name in _STATS:

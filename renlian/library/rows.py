@@ -82,6 +82,13 @@ class RowFile:
             begin = end
         return out
 
+    def head(self, count: int) -> NDArray[np.float32]:
+        """The first `count` rows, with one pread: a small group read whole."""
+        data = os.pread(self._fd, count * self.row_bytes, 0)
+        if len(data) != count * self.row_bytes:
+            raise OSError("the rows file is shorter than the index")
+        return np.frombuffer(data, "<f4").reshape(count, self.dim)
+
     def move(self, source: int, target: int) -> None:
         self.write(target, self.read(np.array([source], np.intp)))
 

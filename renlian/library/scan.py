@@ -1,12 +1,14 @@
-"""The first pass: every row's score from int8 codes, through onnxruntime's integer matrix product.
+"""The first pass: every row's score from int8 codes, for every probe of a request at once, through
+onnxruntime's integer matrix product.
 
-numpy multiplies integer matrices without SIMD or BLAS, so the product runs in a five-node ONNX graph
-built here: MatMulInteger (MLAS's u8 x s8 kernels) on a probe's offset codes (1 x dim, uint8) and a
-block of gallery codes stored transposed (dim x n, int8), minus each row's offset sum, as float32,
-times each row's scale and the probe's step. A probe is one row of the product: MLAS multiplies a
-single row by a matrix it has not packed beforehand several times faster than it multiplies two or
-more (measured on two AVX2 cores: 8 ms for 300,000 x 512 against 60-70 ms for 2 to 10 rows), so
-several probes run one by one over each block while that block is in cache.
+numpy multiplies integer matrices without SIMD or BLAS, so the product runs in a small ONNX graph
+built here: MatMulInteger (MLAS's u8 x s8 kernels) of a block of gallery codes (n x dim, uint8, each
+code offset by 128) by the probes' codes (dim x P, int8), minus each probe's offset sum, as float32,
+times each row's scale and each probe's step, then each probe's best rows (TopK). The gallery is the
+left operand: MLAS packs the right one on every call, and the probes' few hundred bytes cost nothing
+to pack, where packing the gallery's codes (the other way round) cost more than the product itself.
+Measured on two cores (Intel Xeon with AVX-512 VNNI, one thread, 300,000 x 512): 17 ms for one probe
+and 20 ms for ten, against 98 ms and 660 ms with the probe on the left (docs/benchmarks.md).
 
 The integers are exact: the self-check below runs the worst case for saturation (docs/library.md)
 on the kernel this machine selects and refuses to start on a kernel that gets it wrong.
@@ -19,7 +21,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper
 
-from renlian.library.bound import QUERY_LEVELS, QUERY_OFFSET, ROW_LEVELS
+from renlian.library.bound import QUERY_LEVELS, ROW_LEVELS, ROW_OFFSET
 from renlian.models.runtime import onnx_session_from_bytes
 
 
@@ -28,9 +30,10 @@ def _graph() -> bytes:
         return helper.make_tensor_value_info(name, kind, shape)
 
     nodes = [
-        helper.make_node("MatMulInteger", ["probe", "codes"], ["dot"]),
-        helper.make_node("Sub", ["dot", "offset_sum"], ["centred"]),
-        helper.make_node("Cast", ["centred"], ["dot_f"], to=TensorProto.FLOAT),
+        helper.make_node("MatMulInteger", ["codes", "probes"], ["dot"]),
+        helper.make_node("Sub", ["dot", "offset"], ["centred"]),
+        helper.make_node("Transpose", ["centred"], ["by_probe"], perm=[1, 0]),
+        helper.make_node("Cast", ["by_probe"], ["dot_f"], to=TensorProto.FLOAT),
         helper.make_node("Mul", ["scale", "step"], ["unit"]),
         helper.make_node("Mul", ["dot_f", "unit"], ["score"]),
         helper.make_node("TopK", ["score", "k"], ["top_score", "top_row"]),
@@ -39,22 +42,32 @@ def _graph() -> bytes:
         nodes,
         "first_pass",
         [
-            tensor("probe", TensorProto.UINT8, [1, "dim"]),
-            tensor("codes", TensorProto.INT8, ["dim", "n"]),
-            tensor("offset_sum", TensorProto.INT32, ["n"]),
+            tensor("codes", TensorProto.UINT8, ["n", "dim"]),
+            tensor("probes", TensorProto.INT8, ["dim", "p"]),
+            tensor("offset", TensorProto.INT32, ["p"]),
             tensor("scale", TensorProto.FLOAT, ["n"]),
-            tensor("step", TensorProto.FLOAT, []),
+            tensor("step", TensorProto.FLOAT, ["p", 1]),
             tensor("k", TensorProto.INT64, [1]),
         ],
         [
-            tensor("score", TensorProto.FLOAT, [1, "n"]),
-            tensor("top_score", TensorProto.FLOAT, [1, "k"]),
-            tensor("top_row", TensorProto.INT64, [1, "k"]),
+            tensor("score", TensorProto.FLOAT, ["p", "n"]),
+            tensor("top_score", TensorProto.FLOAT, ["p", "k"]),
+            tensor("top_row", TensorProto.INT64, ["p", "k"]),
         ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return bytes(model.SerializeToString())
+
+
+class Probes:
+    """The codes of a request's probes as the first pass takes them (bound.code_query's, stacked)."""
+
+    def __init__(self, codes: list[NDArray[np.int8]], steps: list[np.float32]) -> None:
+        self.codes = np.ascontiguousarray(np.stack(codes, axis=1), np.int8)  # dim x P
+        # The row codes' offset times each probe's code sum: what the offset adds to every product.
+        self.offset = (ROW_OFFSET * self.codes.sum(axis=0, dtype=np.int32)).astype(np.int32)
+        self.step = np.array(steps, np.float32)[:, None]
 
 
 class FirstPass:
@@ -65,50 +78,52 @@ class FirstPass:
         self._self_check()
 
     def scores(
-        self,
-        probe: NDArray[np.uint8],
-        step: np.float32,
-        codes: NDArray[np.int8],
-        offset_sum: NDArray[np.int32],
-        scale: NDArray[np.float32],
-        top: int = 1,
+        self, probes: Probes, codes: NDArray[np.uint8], scale: NDArray[np.float32], top: int = 1
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        """s t (c . b) for every column of `codes` (dim x n): the probe's score from codes alone;
-        and the columns of the `top` best of them (a selection inside the graph costs far less
-        than numpy's argpartition over the whole group afterwards)."""
+        """s t (c . b) for every row of `codes` (n x dim, c + 128) and every probe: P x n, each
+        probe's score of each row from codes alone; and the rows of each probe's `top` best (P x
+        top: a selection inside the graph costs far less than numpy's argpartition afterwards)."""
         feed = {
-            "probe": probe,
             "codes": codes,
-            "offset_sum": offset_sum,
+            "probes": probes.codes,
+            "offset": probes.offset,
             "scale": scale,
-            "step": np.asarray(step, np.float32),
-            "k": np.array([min(top, codes.shape[1])], np.int64),
+            "step": probes.step,
+            "k": np.array([min(top, codes.shape[0])], np.int64),
         }
         score, _, rows = self._session.run(None, feed)
-        return score[0], rows[0]
+        return score, rows
 
     def _self_check(self) -> None:
         """The extreme codes, where a saturating kernel would go wrong first, and random ones."""
         dim, rng = 512, np.random.default_rng(0)
-        low, high = QUERY_OFFSET - QUERY_LEVELS, QUERY_OFFSET + QUERY_LEVELS
-        probes = [np.full(dim, high), np.full(dim, low), rng.integers(low, high + 1, dim)]
+        probes = np.stack(
+            [
+                np.full(dim, QUERY_LEVELS),
+                np.full(dim, -QUERY_LEVELS),
+                np.resize([QUERY_LEVELS, -QUERY_LEVELS], dim),
+                rng.integers(-QUERY_LEVELS, QUERY_LEVELS + 1, dim),
+            ]
+        ).astype(np.int8)
         codes = np.stack(
             [
                 np.full(dim, ROW_LEVELS),
                 np.full(dim, -ROW_LEVELS),
                 np.resize([ROW_LEVELS, -ROW_LEVELS], dim),
+                np.resize([-ROW_LEVELS, ROW_LEVELS], dim),
                 *rng.integers(-ROW_LEVELS, ROW_LEVELS + 1, (13, dim)),
             ]
         ).astype(np.int8)
-        columns = np.ascontiguousarray(codes.T)
-        for probe in probes:
-            expected = probe.astype(np.int64) @ codes.T.astype(np.int64)
-            got, _ = self.scores(
-                probe.astype(np.uint8)[None, :],
-                np.float32(1),
-                columns,
-                np.zeros(len(codes), np.int32),
-                np.ones(len(codes), np.float32),
-            )
-            if not np.array_equal(got.astype(np.int64), expected):
-                raise RuntimeError("onnxruntime's integer matrix product is not exact on this machine")
+        expected = codes.astype(np.int64) @ probes.T.astype(np.int64)
+        got, _ = self.scores(
+            Probes(list(probes), [np.float32(1)] * len(probes)),
+            offset_codes(codes),
+            np.ones(len(codes), np.float32),
+        )
+        if not np.array_equal(got.astype(np.int64), expected.T):
+            raise RuntimeError("onnxruntime's integer matrix product is not exact on this machine")
+
+
+def offset_codes(codes: NDArray[np.int8]) -> NDArray[np.uint8]:
+    """c + 128 as uint8 (flipping the sign bit of two's complement): how rows are kept."""
+    return np.bitwise_xor(codes.view(np.uint8), np.uint8(ROW_OFFSET))

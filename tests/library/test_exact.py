@@ -16,17 +16,36 @@ import pytest
 from numpy.typing import NDArray
 
 from renlian.library import index as index_module
-from renlian.library.bound import code_query, code_rows, exact_scores
+from renlian.library.bound import (
+    QueryCode,
+    RowCodes,
+    code_query,
+    code_rows,
+    exact_scores,
+    float32_bound,
+    norm_up,
+)
 from renlian.library.index import GroupIndex, UserHit, shared_first_pass
+from renlian.library.scan import Probes, offset_codes
 
 Gallery = tuple[NDArray[np.float32], list[str]]
 
 
-@pytest.fixture(autouse=True)
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of 16, 32, then 64 rows: every gallery here spans several."""
+@pytest.fixture(autouse=True, params=["int8", "float32"])
+def small_blocks(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Blocks of 16, 32, then 64 rows: every gallery here spans several. Each test runs twice: with
+    the int8 first pass, and with every group small enough to be read whole in float32."""
     monkeypatch.setattr(index_module, "FIRST_BLOCK", 16)
     monkeypatch.setattr(index_module, "MAX_BLOCK", 64)
+    monkeypatch.setattr(index_module, "DIRECT_ROWS", 0 if request.param == "int8" else 1 << 30)
+
+
+def first_pass(coded: RowCodes, code: QueryCode) -> NDArray[np.float32]:
+    """One probe's int8 first-pass score of every row."""
+    approx, _ = shared_first_pass().scores(
+        Probes([code.codes], [code.step]), offset_codes(coded.codes), coded.scale
+    )
+    return approx[0]
 
 
 def unit(rows: NDArray[np.float64]) -> NDArray[np.float32]:
@@ -169,16 +188,31 @@ def test_first_pass_stays_within_the_bound(kind: str) -> None:
     rng = np.random.default_rng(len(kind))
     vectors, _ = GALLERIES[kind](rng, 500, 512)
     coded = code_rows(vectors)
-    columns = np.ascontiguousarray(coded.codes.T)
     for query in probes(rng, vectors):
         code = code_query(query)
-        approx, _ = shared_first_pass().scores(code.codes, code.step, columns, coded.offset_sum, coded.scale)
+        approx = first_pass(coded, code)
         error = np.abs(exact_scores(vectors, query) - approx.astype(np.float64))
         bound = code.bound(coded.norm, coded.residual)
         assert np.all(error <= bound)
         # Not vacuous: for unit rows the bound is a few hundredths, not the whole range of scores.
         if kind in {"random", "near_duplicates", "nearly_equal"}:
             assert float(bound.max()) < 0.05
+
+
+@pytest.mark.parametrize("kind", sorted(GALLERIES))
+def test_float32_product_stays_within_its_bound(kind: str) -> None:
+    """A small group's first pass (its float32 rows times the probe, by BLAS) row by row against
+    the exact scores; the bound is tight enough to rule out nearly every row."""
+    rng = np.random.default_rng(len(kind) + 100)
+    vectors, _ = GALLERIES[kind](rng, 500, 512)
+    norms = code_rows(vectors).norm
+    for query in probes(rng, vectors):
+        approx = (query[None, :] @ vectors.T)[0]
+        error = np.abs(exact_scores(vectors, query) - approx.astype(np.float64))
+        bound = float32_bound(norms, norm_up(query), 512)
+        assert np.all(error <= bound)
+        if kind in {"random", "near_duplicates", "nearly_equal"}:
+            assert float(bound.max()) < 1e-4
 
 
 def test_exact_scores_are_float64_sums_independent_of_the_batch() -> None:
@@ -216,14 +250,13 @@ def test_the_bound_is_nearly_reached() -> None:
     vectors = unit(rng.standard_normal((200, 512)))
     coded = code_rows(vectors)
     residual = vectors.astype(np.float64) - coded.scale[:, None].astype(np.float64) * coded.codes
-    columns = np.ascontiguousarray(coded.codes.T)
     ratios = []
     for row in range(0, 200, 20):
         direction = residual[row] / np.abs(residual[row]).max()
         query = (np.rint(63 * direction) * 2.0**-8).astype(np.float32)  # 2^-8 b, exactly coded
         code = code_query(query)
         assert code.error == 0
-        approx, _ = shared_first_pass().scores(code.codes, code.step, columns, coded.offset_sum, coded.scale)
+        approx = first_pass(coded, code)
         error = np.abs(exact_scores(vectors, query) - approx.astype(np.float64))
         bound = code.bound(coded.norm, coded.residual)
         assert np.all(error <= bound)
@@ -237,11 +270,10 @@ def test_first_pass_rank_flips_are_corrected() -> None:
     vectors, owners = nearly_equal(rng, 2000, 128)
     index = build(vectors, owners)
     coded = code_rows(vectors)
-    columns = np.ascontiguousarray(coded.codes.T)
     flipped = 0
     for query in probes(rng, vectors)[:6]:
         code = code_query(query)
-        approx, _ = shared_first_pass().scores(code.codes, code.step, columns, coded.offset_sum, coded.scale)
+        approx = first_pass(coded, code)
         exact = exact_scores(vectors, query)
         flipped += int(np.argmax(approx) != np.argmax(exact))
         assert index.search(query, 3, 2) == brute_force(vectors, owners, list(range(2000)), query, 3, 2)
