@@ -66,34 +66,6 @@ class Controls:
 NO_CONTROLS = Controls()
 
 
-def parse_controls(quality: str | None, liveness: str | None, spoofing: str | None) -> Controls:
-    """The controls of one image; an unknown level is 222019 / 222020. spoofing_control has no published
-    thresholds or failure code to apply detect's spoofing score with: NONE is accepted, and any other
-    level is refused rather than ignored."""
-    quality = quality or "NONE"
-    liveness = liveness or "NONE"
-    if quality not in LEVELS:
-        raise FaceApiError(
-            ErrorCode.INVALID_PARAM,
-            f"quality_control must be one of {', '.join(LEVELS)}",
-            field="quality_control",
-        )
-    if liveness not in LEVELS:
-        raise FaceApiError(
-            ErrorCode.INVALID_PARAM,
-            f"liveness_control must be one of {', '.join(LEVELS)}",
-            field="liveness_control",
-        )
-    if (spoofing or "NONE") != "NONE":
-        raise FaceApiError(
-            ErrorCode.INVALID_PARAM,
-            "spoofing_control: Baidu publishes no thresholds or failure code for its levels; only NONE "
-            "is served (detect's face_field=spoofing gives the score)",
-            field="spoofing_control",
-        )
-    return Controls(quality, liveness)
-
-
 def failure(controls: Controls, qualities: Qualities | None, liveness: float | None) -> FaceApiError | None:
     """Why a face fails its controls, or None if it passes."""
     if controls.needs_liveness:

@@ -8,11 +8,15 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from renlian.api import operation as op
 from renlian.api.attributes import attribute_body
 from renlian.api.deps import DetectCall
 from renlian.api.envelope import ok
-from renlian.api.params import DETECT_IMAGE_LIMIT, check_encoded_size
+from renlian.api.operation import Operation, arr, obj
+from renlian.api.params import DETECT_IMAGE_LIMIT
 from renlian.api.services import ServicesDep, log_id
+from renlian.api.v2 import params as v2
+from renlian.errors import ErrorCode
 from renlian.vision.attributes import ATTRIBUTE_FIELDS
 from renlian.vision.faces import Face, Points
 from renlian.vision.landmarks import LANDMARK4_FROM_106, LANDMARK72_FROM_106, project
@@ -21,17 +25,34 @@ from renlian.vision.landmarks import LANDMARK4_FROM_106, LANDMARK72_FROM_106, pr
 FACE_FIELDS = ATTRIBUTE_FIELDS | {"landmark"}
 MAX_FACES = 50
 
+IMAGE = op.text(
+    "image",
+    description=f"base64 image, under {DETECT_IMAGE_LIMIT} bytes of text",
+    max_length=DETECT_IMAGE_LIMIT - 1,
+    over=ErrorCode.IMAGE_SIZE_ERROR,
+)
+MAX_FACE_NUM = op.integer("max_face_num", 1, 1, MAX_FACES)
+FIELDS = op.choices("face_fields", sorted(FACE_FIELDS))
+DETECT = Operation(
+    "/rest/2.0/face/v2/detect",
+    "Detect faces: boxes, pose, landmarks and attributes",
+    (IMAGE, MAX_FACE_NUM, FIELDS),
+    obj(result_num=op.INT, result=arr(v2.FACE)),
+    (*op.PARAMS, *op.IMAGE),
+    methods=("get", "post"),
+    # SDK <= 1.6.7's path.
+    also=("/rest/2.0/face/v1/detect",),
+)
+OPERATIONS = (DETECT,)
+
 router = APIRouter()
 
 
-@router.api_route("/rest/2.0/face/v1/detect", methods=["GET", "POST"])
-@router.api_route("/rest/2.0/face/v2/detect", methods=["GET", "POST"])
+@DETECT.route(router)
 async def detect(request: Request, call: DetectCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    image = p.required("image")
-    check_encoded_size(image, DETECT_IMAGE_LIMIT)
-    max_faces = p.uint("max_face_num", 1, minimum=1, maximum=MAX_FACES)
-    fields = set(p.choices("face_fields", FACE_FIELDS))
+    values = DETECT.read(call.params)
+    image, max_faces, chosen = values[IMAGE], values[MAX_FACE_NUM], values[FIELDS]
+    fields = set(chosen)
     with_landmarks = "landmark" in fields
     attributes = frozenset(fields & ATTRIBUTE_FIELDS)
 

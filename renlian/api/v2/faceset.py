@@ -9,27 +9,109 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from renlian.api import operation as op
 from renlian.api.deps import FacesetCall
 from renlian.api.envelope import ok
-from renlian.api.params import DEFAULT_IMAGE_LIMIT, Params, check_encoded_size
+from renlian.api.operation import INT, STR, Operation, arr, obj
+from renlian.api.params import DEFAULT_IMAGE_LIMIT
 from renlian.api.services import Services, ServicesDep, log_id
+from renlian.api.v2 import params as v2
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import parse_groups, parse_uid, parse_user_info
 from renlian.store.base import NewFace
 from renlian.vision.image import split_images
 
 PREFIX = "/rest/2.0/face/v2/faceset"
-MAX_PAGE = 1000
-ACTION_TYPES = ("append", "replace")
 # user/update takes several photos in one field; each costs a decode and an embedding.
 MAX_ENROL_IMAGES = 10
+
+PHOTO = v2.images(DEFAULT_IMAGE_LIMIT, "one base64 image (`image` works too)")
+PHOTOS = v2.images(DEFAULT_IMAGE_LIMIT, f"up to {MAX_ENROL_IMAGES} base64 images, comma-joined")
+START, END = v2.PAGE
+ONE_GROUP = v2.group("group_id")
+SOURCE = v2.group("src_group_id")
+NONE = obj()
+
+USER_ADD = Operation(
+    f"{PREFIX}/user/add",
+    "Enrol one photo for a user in one or several groups",
+    (v2.UID, v2.USER_INFO, v2.GROUPS, v2.ACTION_TYPE, PHOTO),
+    NONE,
+    (
+        *op.PARAMS,
+        *op.IMAGE,
+        ErrorCode.INVALID_USERID,
+        ErrorCode.IMAGE_EXISTED,
+        ErrorCode.FAIL_TO_ADD_USER,
+        ErrorCode.DB_ERROR,
+    ),
+)
+USER_UPDATE = Operation(
+    f"{PREFIX}/user/update",
+    f"Replace a user's faces with up to {MAX_ENROL_IMAGES} photos",
+    (v2.UID, v2.OPTIONAL_USER_INFO, v2.OPTIONAL_GROUPS, v2.ACTION_TYPE, PHOTOS),
+    NONE,
+    (*op.PARAMS, *op.IMAGE, ErrorCode.USER_NOT_EXIST, ErrorCode.PARAM_TOO_LONG, ErrorCode.DB_ERROR),
+)
+USER_DELETE = Operation(
+    f"{PREFIX}/user/delete",
+    "Delete a user from every group, or from the named ones",
+    (v2.UID, v2.OPTIONAL_GROUPS),
+    NONE,
+    (*op.PARAMS, ErrorCode.USER_NOT_EXIST, ErrorCode.DB_ERROR),
+)
+USER_GET = Operation(
+    f"{PREFIX}/user/get",
+    "A user's records, one per group",
+    (v2.UID, v2.OPTIONAL_GROUPS),
+    obj(result_num=INT, result=arr(obj(uid=STR, user_info=STR, group_id=STR))),
+    (*op.PARAMS, ErrorCode.USER_NOT_EXIST),
+    methods=("get", "post"),
+)
+GROUP_GETLIST = Operation(
+    f"{PREFIX}/group/getlist",
+    "The app's groups that hold users",
+    v2.PAGE,
+    obj(result_num=INT, result=arr(STR)),
+    op.PARAMS,
+    methods=("get", "post"),
+)
+GROUP_GETUSERS = Operation(
+    f"{PREFIX}/group/getusers",
+    "A group's users",
+    (ONE_GROUP, *v2.PAGE),
+    obj(result_num=INT, result=arr(obj(uid=STR, user_info=STR))),
+    (*op.PARAMS, ErrorCode.NO_USER_IN_GROUP),
+    methods=("get", "post"),
+)
+GROUP_ADDUSER = Operation(
+    f"{PREFIX}/group/adduser",
+    "Copy a user's record into other groups",
+    (v2.UID, v2.GROUPS, SOURCE),
+    NONE,
+    (*op.PARAMS, ErrorCode.USER_NOT_EXIST, ErrorCode.USER_EXISTS, ErrorCode.FAIL_TO_ADD_USER),
+)
+GROUP_DELETEUSER = Operation(
+    f"{PREFIX}/group/deleteuser",
+    "Remove a user from groups (not its last)",
+    (v2.UID, v2.GROUPS),
+    NONE,
+    (*op.PARAMS, ErrorCode.USER_NOT_EXIST, ErrorCode.USER_MUST_BE_IN_ONE_GROUP),
+)
+OPERATIONS = (
+    USER_ADD,
+    USER_UPDATE,
+    USER_DELETE,
+    USER_GET,
+    GROUP_GETLIST,
+    GROUP_GETUSERS,
+    GROUP_ADDUSER,
+    GROUP_DELETEUSER,
+)
 
 router = APIRouter()
 
 
-async def enrolment_faces(svc: Services, app_id: str, p: Params, *, single: bool) -> list[NewFace]:
-    field = p.first_of("images", "image")
-    check_encoded_size(field, DEFAULT_IMAGE_LIMIT)
+async def enrolment_faces(svc: Services, app_id: str, field: str, *, single: bool) -> list[NewFace]:
     texts = split_images(field)
     if single and len(texts) > 1:
         raise FaceApiError(ErrorCode.INVALID_PARAM, "this endpoint takes one image per request")
@@ -42,59 +124,36 @@ async def enrolment_faces(svc: Services, app_id: str, p: Params, *, single: bool
     return faces
 
 
-def action_type(p: Params) -> str:
-    value = p.optional("action_type") or "append"
-    if value not in ACTION_TYPES:
-        raise FaceApiError(ErrorCode.INVALID_PARAM, "action_type must be append or replace")
-    return value
-
-
-def page(p: Params) -> tuple[int, int]:
-    """Baidu's paging: `start` is the first position, `end` the number of items to return."""
-    return p.uint("start", 0, minimum=0, maximum=2**31), p.uint("end", 100, minimum=0, maximum=MAX_PAGE)
-
-
-def optional_groups(p: Params) -> list[str] | None:
-    value = p.optional("group_id")
-    return parse_groups(value) if value else None
-
-
-@router.api_route(PREFIX + "/user/add", methods=["POST"])
+@USER_ADD.route(router)
 async def user_add(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    uid = parse_uid(p.required("uid"))
-    user_info = parse_user_info(p.required("user_info"))
-    groups = parse_groups(p.required("group_id"))
-    replace = action_type(p) == "replace"
-    faces = await enrolment_faces(svc, call.app_id, p, single=True)
+    values = USER_ADD.read(call.params)
+    faces = await enrolment_faces(svc, call.app_id, values[PHOTO], single=True)
     await svc.pools.store.run(
         svc.library.add,
         call.app_id,
-        uid,
-        user_info,
-        groups,
+        values[v2.UID],
+        values[v2.USER_INFO],
+        values[v2.GROUPS],
         faces,
-        replace=replace,
+        replace=values[v2.ACTION_TYPE] == "replace",
         require_existing=False,
     )
     return ok(log_id(request), {})
 
 
-@router.api_route(PREFIX + "/user/update", methods=["POST"])
+@USER_UPDATE.route(router)
 async def user_update(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    uid = parse_uid(p.required("uid"))
-    user_info = p.optional("user_info")
-    groups = optional_groups(p)
-    create = action_type(p) == "replace"
+    values = USER_UPDATE.read(call.params)
+    groups = values[v2.OPTIONAL_GROUPS]
+    create = values[v2.ACTION_TYPE] == "replace"
     if create and groups is None:
         raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, "action_type=replace needs group_id to enrol into")
-    faces = await enrolment_faces(svc, call.app_id, p, single=False)
+    faces = await enrolment_faces(svc, call.app_id, values[PHOTOS], single=False)
     await svc.pools.store.run(
         svc.library.update,
         call.app_id,
-        uid,
-        parse_user_info(user_info) if user_info is not None else None,
+        values[v2.UID],
+        values[v2.OPTIONAL_USER_INFO],
         groups,
         faces,
         create=create,
@@ -102,19 +161,17 @@ async def user_update(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     return ok(log_id(request), {})
 
 
-@router.api_route(PREFIX + "/user/delete", methods=["POST"])
+@USER_DELETE.route(router)
 async def user_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    uid = parse_uid(p.required("uid"))
-    await svc.pools.store.run(svc.library.delete, call.app_id, uid, optional_groups(p))
+    values = USER_DELETE.read(call.params)
+    await svc.pools.store.run(svc.library.delete, call.app_id, values[v2.UID], values[v2.OPTIONAL_GROUPS])
     return ok(log_id(request), {})
 
 
-@router.api_route(PREFIX + "/user/get", methods=["GET", "POST"])
+@USER_GET.route(router)
 async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    uid = parse_uid(p.required("uid"))
-    groups = optional_groups(p)
+    values = USER_GET.read(call.params)
+    uid, groups = values[v2.UID], values[v2.OPTIONAL_GROUPS]
     records = [
         r
         for r in await svc.pools.store.run(svc.library.user, call.app_id, uid)
@@ -126,47 +183,37 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
     return ok(log_id(request), {"result_num": len(result), "result": result})
 
 
-@router.api_route(PREFIX + "/group/getlist", methods=["GET", "POST"])
+@GROUP_GETLIST.route(router)
 async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    start, count = page(p)
-    groups = await svc.pools.store.run(svc.library.store.groups, call.app_id, start, count)
+    values = GROUP_GETLIST.read(call.params)
+    groups = await svc.pools.store.run(svc.library.store.groups, call.app_id, values[START], values[END])
     return ok(log_id(request), {"result_num": len(groups), "result": groups})
 
 
-@router.api_route(PREFIX + "/group/getusers", methods=["GET", "POST"])
+@GROUP_GETUSERS.route(router)
 async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    group = single_group(p, "group_id")
-    start, count = page(p)
+    values = GROUP_GETUSERS.read(call.params)
+    group = values[ONE_GROUP]
     if not await svc.pools.store.run(svc.library.store.group_exists, call.app_id, group):
         raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
-    users = await svc.pools.store.run(svc.library.store.group_users, call.app_id, group, start, count)
+    users = await svc.pools.store.run(
+        svc.library.store.group_users, call.app_id, group, values[START], values[END]
+    )
     result = [{"uid": u.uid, "user_info": u.user_info} for u in users]
     return ok(log_id(request), {"result_num": len(result), "result": result})
 
 
-def single_group(p: Params, name: str) -> str:
-    groups = parse_groups(p.required(name))
-    if len(groups) != 1:
-        raise FaceApiError(ErrorCode.INVALID_PARAM, f"{name} must name one group here")
-    return groups[0]
-
-
-@router.api_route(PREFIX + "/group/adduser", methods=["POST"])
+@GROUP_ADDUSER.route(router)
 async def group_adduser(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    uid = parse_uid(p.required("uid"))
-    targets = parse_groups(p.required("group_id"))
-    source = single_group(p, "src_group_id")
-    await svc.pools.store.run(svc.library.copy, call.app_id, uid, source, targets)
+    values = GROUP_ADDUSER.read(call.params)
+    await svc.pools.store.run(
+        svc.library.copy, call.app_id, values[v2.UID], values[SOURCE], values[v2.GROUPS]
+    )
     return ok(log_id(request), {})
 
 
-@router.api_route(PREFIX + "/group/deleteuser", methods=["POST"])
+@GROUP_DELETEUSER.route(router)
 async def group_deleteuser(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    uid = parse_uid(p.required("uid"))
-    groups = parse_groups(p.required("group_id"))
-    await svc.pools.store.run(svc.library.remove_from_groups, call.app_id, uid, groups)
+    values = GROUP_DELETEUSER.read(call.params)
+    await svc.pools.store.run(svc.library.remove_from_groups, call.app_id, values[v2.UID], values[v2.GROUPS])
     return ok(log_id(request), {})

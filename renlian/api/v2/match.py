@@ -10,11 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from renlian.api import operation as op
 from renlian.api.attributes import qualities_body
 from renlian.api.deps import MatchCall
 from renlian.api.envelope import LIVENESS, format_liveness, ok
-from renlian.api.params import MATCH_IMAGES_LIMIT, check_encoded_size
+from renlian.api.operation import INT, NUM, Operation, Param, arr, obj
+from renlian.api.params import MATCH_IMAGES_LIMIT
 from renlian.api.services import ServicesDep, log_id
+from renlian.api.v2 import params as v2
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.vision.image import split_images
 from renlian.vision.recognizer import Embedding
@@ -24,21 +27,53 @@ MAX_IMAGES = 10
 QUALITIES = "qualities"
 EXT_FIELDS = frozenset({QUALITIES})
 
+_ENTRY = rf"\s*(?:{LIVENESS})?\s*"
+
+
+def _checked(value: str) -> list[bool]:
+    return [entry.strip() == LIVENESS for entry in value.split(",")]
+
+
+IMAGES = v2.images(
+    MATCH_IMAGES_LIMIT, f"base64 images joined by commas, under {MATCH_IMAGES_LIMIT} bytes in all"
+)
+EXT = op.choices("ext_fields", sorted(EXT_FIELDS))
+# Per image position, whether to check its liveness.
+IMAGE_LIVENESS = Param(
+    "image_liveness",
+    _checked,
+    default=[],
+    description='e.g. "faceliveness,faceliveness" or ",faceliveness"',
+    pattern=f"{_ENTRY}(?:,{_ENTRY})*",
+)
+MATCH = Operation(
+    "/rest/2.0/face/v2/match",
+    "Score every pair of 2 to 10 images",
+    (IMAGES, EXT, IMAGE_LIVENESS),
+    obj(
+        result_num=INT, result=arr(obj(index_i=INT, index_j=INT, score=NUM)), ext_info=arr({"type": "object"})
+    ),
+    (*op.PARAMS, *op.IMAGE, ErrorCode.NOT_ENOUGH_IMAGES, ErrorCode.PARAM_TOO_LONG),
+    methods=("get", "post"),
+)
+OPERATIONS = (MATCH,)
+
 router = APIRouter()
 
 
-@router.api_route("/rest/2.0/face/v2/match", methods=["GET", "POST"])
+@MATCH.route(router)
 async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    field = p.first_of("images", "image")
-    check_encoded_size(field, MATCH_IMAGES_LIMIT)
-    images = split_images(field)
+    values = MATCH.read(call.params)
+    images = split_images(values[IMAGES])
     if len(images) < 2:
         raise FaceApiError(ErrorCode.NOT_ENOUGH_IMAGES)
     if len(images) > MAX_IMAGES:
         raise FaceApiError(ErrorCode.PARAM_TOO_LONG, f"at most {MAX_IMAGES} images per request")
-    with_qualities = QUALITIES in p.choices("ext_fields", EXT_FIELDS)
-    checked = liveness_positions(p.optional("image_liveness"), len(images))
+    with_qualities = QUALITIES in values[EXT]
+    entries = values[IMAGE_LIVENESS]
+    if len(entries) > len(images):
+        raise FaceApiError(ErrorCode.INVALID_PARAM, "image_liveness has more entries than there are images")
+    checked = {i for i, wanted in enumerate(entries) if wanted}
 
     def probe(index: int) -> tuple[Embedding, float | None, dict[str, Any] | None]:
         try:
@@ -70,16 +105,3 @@ async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResp
     if ext_info:
         body["ext_info"] = [ext_info]
     return ok(log_id(request), body)
-
-
-def liveness_positions(value: str | None, image_count: int) -> set[int]:
-    """image_liveness names, per image position, whether to check it: "faceliveness" or nothing."""
-    if not value:
-        return set()
-    entries = [entry.strip() for entry in value.split(",")]
-    if len(entries) > image_count or any(entry not in ("", LIVENESS) for entry in entries):
-        raise FaceApiError(
-            ErrorCode.INVALID_PARAM,
-            'image_liveness must be like "faceliveness,faceliveness" or ",faceliveness"',
-        )
-    return {i for i, entry in enumerate(entries) if entry == LIVENESS}

@@ -7,29 +7,48 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from renlian.api import operation as op
 from renlian.api.deps import IdentifyCall, VerifyCall
 from renlian.api.envelope import LIVENESS, format_liveness, ok
-from renlian.api.params import DEFAULT_IMAGE_LIMIT, Params, check_encoded_size
+from renlian.api.operation import INT, NUM, STR, Operation, Values, arr, obj
+from renlian.api.params import DEFAULT_IMAGE_LIMIT
 from renlian.api.services import Services, ServicesDep, log_id
+from renlian.api.v2 import params as v2
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import parse_groups, parse_uid
 from renlian.vision.image import BGRImage, split_images
 from renlian.vision.score import similarity_score
 
-EXT_FIELDS = frozenset({LIVENESS})
 MAX_USER_TOP = 5
 MAX_TOP = 100
+
+IMAGES = v2.images(DEFAULT_IMAGE_LIMIT, "one base64 image (`image` works too)")
+USER_TOP = op.integer("user_top_num", 1, 1, MAX_USER_TOP)
+TOP = op.integer("top_num", 1, 1, MAX_TOP)
+IDENTIFY = Operation(
+    "/rest/2.0/face/v2/identify",
+    "1:N search of one or several groups",
+    (v2.GROUPS, USER_TOP, IMAGES, v2.EXT_LIVENESS),
+    obj(result_num=INT, result=arr(obj(group_id=STR, uid=STR, user_info=STR, scores=arr(NUM)))),
+    (*op.PARAMS, *op.IMAGE, ErrorCode.NO_USER_IN_GROUP, ErrorCode.INVALID_GROUP_ID),
+)
+VERIFY = Operation(
+    "/rest/2.0/face/v2/verify",
+    "1:1 against a user's faces",
+    (v2.UID, v2.GROUPS, TOP, IMAGES, v2.EXT_LIVENESS),
+    obj(result_num=INT, result=arr(NUM)),
+    (*op.PARAMS, *op.IMAGE, ErrorCode.USER_NOT_EXIST, ErrorCode.INVALID_USERID),
+)
+OPERATIONS = (IDENTIFY, VERIFY)
 
 router = APIRouter()
 
 
-async def probe(svc: Services, p: Params) -> tuple[BGRImage, bool]:
+async def probe(svc: Services, values: Values) -> tuple[BGRImage, bool]:
     """The probe photo's pixels, and whether ext_fields asks for its liveness."""
-    field = p.first_of("images", "image")
-    check_encoded_size(field, DEFAULT_IMAGE_LIMIT)
+    field = values[IMAGES]
     if len(split_images(field)) > 1:
         raise FaceApiError(ErrorCode.INVALID_PARAM, "identify and verify take one image per request")
-    liveness = LIVENESS in p.choices("ext_fields", EXT_FIELDS)
+    liveness = LIVENESS in values[v2.EXT_LIVENESS]
     return await svc.pools.inference.run(svc.decode, field), liveness
 
 
@@ -37,12 +56,11 @@ def with_liveness(body: dict[str, Any], live: float | None) -> dict[str, Any]:
     return body if live is None else {**body, "ext_info": [{LIVENESS: format_liveness(live)}]}
 
 
-@router.api_route("/rest/2.0/face/v2/identify", methods=["POST"])
+@IDENTIFY.route(router)
 async def identify(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    groups = parse_groups(p.required("group_id"))
-    top = p.uint("user_top_num", 1, minimum=1, maximum=MAX_USER_TOP)
-    pixels, liveness = await probe(svc, p)
+    values = IDENTIFY.read(call.params)
+    groups, top = values[v2.GROUPS], values[USER_TOP]
+    pixels, liveness = await probe(svc, values)
     hits, live = await svc.pools.inference.run(
         svc.library.identify, call.app_id, groups, pixels, top, liveness=liveness
     )
@@ -59,13 +77,11 @@ async def identify(request: Request, call: IdentifyCall, svc: ServicesDep) -> JS
     return ok(log_id(request), with_liveness({"result_num": len(result), "result": result}, live))
 
 
-@router.api_route("/rest/2.0/face/v2/verify", methods=["POST"])
+@VERIFY.route(router)
 async def verify(request: Request, call: VerifyCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    uid = parse_uid(p.required("uid"))
-    groups = parse_groups(p.required("group_id"))
-    top = p.uint("top_num", 1, minimum=1, maximum=MAX_TOP)
-    pixels, liveness = await probe(svc, p)
+    values = VERIFY.read(call.params)
+    uid, groups, top = values[v2.UID], values[v2.GROUPS], values[TOP]
+    pixels, liveness = await probe(svc, values)
     cosines, live = await svc.pools.inference.run(
         svc.library.verify, call.app_id, uid, groups, pixels, liveness=liveness
     )

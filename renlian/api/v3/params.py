@@ -1,19 +1,116 @@
-"""Reading v3's parameters: every malformed one answers its own v3 code (errors.V3_FIELD_ERRORS)."""
+"""v3's parameters, declared once for every v3 operation, and its answer shapes.
+
+A malformed v3 parameter answers its own code (errors.V3_FIELD_ERRORS, picked by the parameter's
+name), so most declarations here say only which ErrorCode family a failure belongs to.
+"""
 
 from __future__ import annotations
 
-from renlian.api.params import Params
+from renlian.api import operation as op
+from renlian.api.operation import INT, NUM, STR, Param, Values, arr, obj
 from renlian.api.services import Services
-from renlian.core.controls import Controls, parse_controls
+from renlian.api.v3.shape import FIELDS
+from renlian.core.controls import LEVELS, Controls
 from renlian.core.faces import IMAGE_TYPES, ImageRef
-from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import parse_groups, parse_uid, parse_user_info
+from renlian.errors import ErrorCode
+from renlian.library.library import MAX_GROUP_CHARS, MAX_UID_BYTES, MAX_USER_INFO_BYTES
 
 PREFIX = "/rest/2.0/face/v3"
 ALL_GROUPS = "@ALL"
 MAX_GROUP_LIST = 10
 MAX_PAGE = 1000
 FACE_TYPES = ("LIVE", "IDCARD", "WATERMARK", "CERT", "INFRARED", "HYBRID")
+
+IMAGE = op.text("image", description="base64 of the image file, a URL, or a face_token, per image_type")
+IMAGE_TYPE = op.text("image_type", description="how `image` names the image", enum=IMAGE_TYPES)
+# face_type names the kind of photo; one model serves them all, so it is checked and not used.
+FACE_TYPE = op.choice("face_type", FACE_TYPES, "LIVE", description="the kind of photo (one model serves all)")
+QUALITY = op.choice("quality_control", LEVELS, "NONE", description="reject faces below this quality")
+LIVENESS = op.choice("liveness_control", LEVELS, "NONE", description="reject faces below this liveness")
+# No published thresholds or failure code for spoofing_control's levels: NONE only (detect's
+# face_field=spoofing gives the score), any other level refused rather than ignored.
+SPOOFING = op.choice(
+    "spoofing_control",
+    ("NONE",),
+    "NONE",
+    description="no published thresholds for its levels: NONE only (detect's spoofing gives the score)",
+)
+CONTROLS: tuple[Param[str], ...] = (FACE_TYPE, QUALITY, LIVENESS, SPOOFING)
+USER_ID = op.text(
+    "user_id",
+    description="letters, digits and _",
+    pattern=op.ID,
+    max_length=MAX_UID_BYTES,
+    invalid=ErrorCode.INVALID_USERID,
+)
+OPTIONAL_USER_ID = op.optional_text(
+    "user_id",
+    description="only this user's faces are compared",
+    pattern=op.ID,
+    max_length=MAX_UID_BYTES,
+    invalid=ErrorCode.INVALID_USERID,
+)
+USER_INFO = op.optional_text(
+    "user_info",
+    description=f"at most {MAX_USER_INFO_BYTES} bytes",
+    max_length=MAX_USER_INFO_BYTES,
+    keep_blank=True,
+    invalid=ErrorCode.INVALID_USER_INFO,
+)
+
+
+def group(name: str = "group_id") -> Param[str]:
+    return Param(
+        name,
+        op.one_group,
+        required=True,
+        description=f"letters, digits and _, at most {MAX_GROUP_CHARS}",
+        pattern=op.GROUP,
+        max_length=MAX_GROUP_CHARS,
+        invalid=ErrorCode.INVALID_GROUP_ID,
+    )
+
+
+def _group_or_all(raw: str) -> str | None:
+    return None if raw == ALL_GROUPS else raw.strip()
+
+
+GROUP = group()
+GROUP_OR_ALL = Param(
+    "group_id",
+    _group_or_all,
+    required=True,
+    description="a group id, or @ALL for every group of the user",
+    pattern=f"{ALL_GROUPS}|{op.GROUP}",
+    invalid=ErrorCode.INVALID_GROUP_ID,
+)
+GROUP_LIST = Param(
+    "group_id_list",
+    op.group_list,
+    required=True,
+    description="comma-separated group ids (or a JSON array)",
+    pattern=op.GROUPS,
+    max_items=MAX_GROUP_LIST,
+    invalid=ErrorCode.INVALID_GROUP_ID,
+    over=ErrorCode.GROUP_LIST_TOO_LARGE,
+)
+PAGE = (
+    op.integer("start", 0, 0, 2**31, description="offset"),
+    op.integer("length", 100, 1, MAX_PAGE, description="page size"),
+)
+FACE_FIELD = op.choices("face_field", sorted(FIELDS.keys()), description="attributes")
+
+
+def threshold(default: int) -> Param[int]:
+    return op.integer("match_threshold", default, 0, 100)
+
+
+def image(values: Values) -> ImageRef:
+    return ImageRef(values[IMAGE_TYPE], values[IMAGE])
+
+
+def controls(values: Values) -> Controls:
+    return Controls(values[QUALITY], values[LIVENESS])
 
 
 async def fetched(svc: Services, ref: ImageRef) -> ImageRef:
@@ -22,59 +119,40 @@ async def fetched(svc: Services, ref: ImageRef) -> ImageRef:
     return await svc.pools.fetch.run(svc.ops.download, ref) if ref.kind == "URL" else ref
 
 
-def image(p: Params) -> ImageRef:
-    value = p.required("image")
-    kind = p.required("image_type")
-    if kind not in IMAGE_TYPES:
-        raise FaceApiError(
-            ErrorCode.INVALID_PARAM, f"image_type must be one of {', '.join(IMAGE_TYPES)}", field="image_type"
-        )
-    return ImageRef(kind, value)
+# Answer shapes --------------------------------------------------------------------------------------
 
-
-def controls(p: Params) -> Controls:
-    # face_type names the kind of photo; one model serves them all, so it is checked and not used.
-    p.choice("face_type", FACE_TYPES, "LIVE")
-    return parse_controls(
-        p.optional("quality_control"), p.optional("liveness_control"), p.optional("spoofing_control")
-    )
-
-
-def user_id(p: Params, name: str = "user_id") -> str:
-    value = p.required(name)
-    try:
-        return parse_uid(value)
-    except FaceApiError as exc:
-        raise FaceApiError(ErrorCode.INVALID_USERID, exc.detail, field=name) from exc
-
-
-def group(p: Params, name: str = "group_id") -> str:
-    groups = parse_groups(p.required(name), field=name)
-    if len(groups) != 1:
-        raise FaceApiError(ErrorCode.INVALID_GROUP_ID, f"{name} names one group", field=name)
-    return groups[0]
-
-
-def group_or_all(p: Params) -> str | None:
-    """A group_id that may be @ALL (every group of the user): None for @ALL."""
-    return None if p.optional("group_id") == ALL_GROUPS else group(p)
-
-
-def group_list(p: Params) -> list[str]:
-    groups = parse_groups(p.required("group_id_list"), field="group_id_list", max_bytes=MAX_GROUP_LIST * 49)
-    if len(groups) > MAX_GROUP_LIST:
-        raise FaceApiError(ErrorCode.GROUP_LIST_TOO_LARGE, f"at most {MAX_GROUP_LIST} groups")
-    return groups
-
-
-def user_info(p: Params) -> str | None:
-    value = p.optional("user_info")
-    return None if value is None else parse_user_info(value)
-
-
-def page(p: Params) -> tuple[int, int]:
-    return p.uint("start", 0, minimum=0, maximum=2**31), p.uint("length", 100, minimum=1, maximum=MAX_PAGE)
-
-
-def threshold(p: Params, default: int) -> int:
-    return p.uint("match_threshold", default, minimum=0, maximum=100)
+LOCATION = obj(left=NUM, top=NUM, width=NUM, height=NUM, rotation=INT)
+TYPED = obj(type=STR, probability=NUM)
+USER = obj(group_id=STR, user_id=STR, user_info=STR, score=NUM)
+FACE = obj(
+    face_token=STR,
+    location=LOCATION,
+    face_probability=NUM,
+    angle=obj(yaw=NUM, pitch=NUM, roll=NUM),
+    age=NUM,
+    beauty=NUM,
+    expression=TYPED,
+    face_shape=TYPED,
+    gender=TYPED,
+    glasses=TYPED,
+    race=TYPED,
+    face_type=TYPED,
+    quality=obj(occlusion={"type": "object"}, blur=NUM, illumination=NUM, completeness=INT),
+    landmark=arr(op.POINT),
+    landmark72=arr(op.POINT),
+)
+IMAGE_ERRORS = (*op.IMAGE, ErrorCode.IMAGE_URL_DOWNLOAD_FAIL, ErrorCode.FACE_TOKEN_NOT_EXIST)
+CONTROL_ERRORS = (
+    ErrorCode.LIVENESS_CHECK_FAIL,
+    ErrorCode.FACE_FUZZY,
+    ErrorCode.FACE_LIGHT_NOT_GOOD,
+    ErrorCode.INCOMPLETE_FACE,
+    ErrorCode.LEFT_EYE_OCCLUSION,
+    ErrorCode.RIGHT_EYE_OCCLUSION,
+    ErrorCode.NOSE_OCCLUSION,
+    ErrorCode.MOUTH_OCCLUSION,
+    ErrorCode.LEFT_CHEEK_OCCLUSION,
+    ErrorCode.RIGHT_CHEEK_OCCLUSION,
+    ErrorCode.CHIN_OCCLUSION,
+)
+LIBRARY = (ErrorCode.USER_NOT_EXIST, ErrorCode.NO_USER_IN_GROUP, ErrorCode.DB_ERROR)

@@ -8,8 +8,10 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from renlian.api import operation as op
 from renlian.api.deps import IdentifyCall
 from renlian.api.envelope import v3_ok
+from renlian.api.operation import STR, Operation, arr, obj
 from renlian.api.services import Services, ServicesDep, log_id
 from renlian.api.v3 import params as v3
 from renlian.api.v3.shape import location
@@ -26,7 +28,53 @@ MAX_MULTI_FACES = 10
 SEARCH_THRESHOLD = 0
 MULTI_SEARCH_THRESHOLD = 80
 
-router = APIRouter(prefix=v3.PREFIX)
+MAX_USER_NUM = op.integer("max_user_num", 1, 1, MAX_USERS)
+THRESHOLD = v3.threshold(SEARCH_THRESHOLD)
+MULTI_FACE_NUM = op.integer("max_face_num", 1, 1, MAX_MULTI_FACES)
+MULTI_USER_NUM = op.integer("max_user_num", 1, 1, MAX_MULTI_USERS)
+MULTI_THRESHOLD = v3.threshold(MULTI_SEARCH_THRESHOLD)
+SEARCH = Operation(
+    f"{v3.PREFIX}/search",
+    "1:N search of up to 10 groups, or 1:1 against one user with user_id",
+    (
+        v3.IMAGE,
+        v3.IMAGE_TYPE,
+        *v3.CONTROLS,
+        v3.GROUP_LIST,
+        v3.OPTIONAL_USER_ID,
+        MAX_USER_NUM,
+        THRESHOLD,
+    ),
+    obj(face_token=STR, user_list=arr(v3.USER)),
+    (
+        *op.PARAMS,
+        *v3.IMAGE_ERRORS,
+        *v3.CONTROL_ERRORS,
+        ErrorCode.MATCH_USER_NOT_FOUND,
+        ErrorCode.GROUP_LIST_TOO_LARGE,
+        ErrorCode.NO_USER_IN_GROUP,
+    ),
+    body="json",
+)
+MULTI_SEARCH = Operation(
+    f"{v3.PREFIX}/multi-search",
+    "M:N search: every face of a photo, in one pass over each gallery",
+    (
+        v3.IMAGE,
+        v3.IMAGE_TYPE,
+        *v3.CONTROLS,
+        v3.GROUP_LIST,
+        MULTI_FACE_NUM,
+        MULTI_USER_NUM,
+        MULTI_THRESHOLD,
+    ),
+    obj(face_num=op.INT, face_list=arr(obj(face_token=STR, location=v3.LOCATION, user_list=arr(v3.USER)))),
+    (*op.PARAMS, *v3.IMAGE_ERRORS, ErrorCode.GROUP_LIST_TOO_LARGE, ErrorCode.NO_USER_IN_GROUP),
+    body="json",
+)
+OPERATIONS = (SEARCH, MULTI_SEARCH)
+
+router = APIRouter()
 
 
 def _users(svc: Services, hits: list[GroupHit], threshold: int) -> list[dict[str, Any]]:
@@ -41,14 +89,12 @@ def _users(svc: Services, hits: list[GroupHit], threshold: int) -> list[dict[str
     return found
 
 
-@router.post("/search")
+@SEARCH.route(router)
 async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    ref, controls = v3.image(p), v3.controls(p)
-    groups = v3.group_list(p)
-    only = v3.user_id(p) if p.optional("user_id") else None
-    users = p.uint("max_user_num", 1, minimum=1, maximum=MAX_USERS)
-    threshold = v3.threshold(p, SEARCH_THRESHOLD)
+    values = SEARCH.read(call.params)
+    ref, controls = v3.image(values), v3.controls(values)
+    groups, only = values[v3.GROUP_LIST], values[v3.OPTIONAL_USER_ID]
+    users, threshold = values[MAX_USER_NUM], values[THRESHOLD]
     number = await svc.pools.store.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
@@ -67,14 +113,13 @@ async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSON
     return v3_ok(log_id(request), {"face_token": probe.token, "user_list": found})
 
 
-@router.post("/multi-search")
+@MULTI_SEARCH.route(router)
 async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSONResponse:
-    p = call.params
-    ref, controls = v3.image(p), v3.controls(p)
-    groups = v3.group_list(p)
-    faces = p.uint("max_face_num", 1, minimum=1, maximum=MAX_MULTI_FACES)
-    users = p.uint("max_user_num", 1, minimum=1, maximum=MAX_MULTI_USERS)
-    threshold = v3.threshold(p, MULTI_SEARCH_THRESHOLD)
+    values = MULTI_SEARCH.read(call.params)
+    ref, controls = v3.image(values), v3.controls(values)
+    groups = values[v3.GROUP_LIST]
+    faces, users = values[MULTI_FACE_NUM], values[MULTI_USER_NUM]
+    threshold = values[MULTI_THRESHOLD]
     number = await svc.pools.store.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 

@@ -8,7 +8,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from renlian.api.params import Params
 from renlian.core.controls import INCOMPLETE
 from renlian.core.facetokens import Location
 from renlian.vision.attributes import Attributes
@@ -44,10 +43,6 @@ MESH_FIELD = "landmark150"
 EXPRESSIONS = ("none", "smile", "laugh")
 GLASSES = ("none", "common", "sun")
 OCCLUSION_NAMES = {"chin": "chin_contour"}
-
-
-def face_fields(p: Params) -> set[str]:
-    return set(p.choices("face_field", FIELDS.keys()))
 
 
 def analyzer_fields(fields: set[str]) -> tuple[bool, frozenset[str]]:
