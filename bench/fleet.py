@@ -5,6 +5,8 @@
                           [--write-docs]
     python -m bench.fleet --scenario write-race [--faces 100000] [--seconds 60] [--json [PATH]]
                           [--write-docs]
+    python -m bench.fleet --scenario startup [--startup-faces 300000] [--starts 3] [--changes 100]
+                          [--json [PATH]] [--write-docs]
 
 Everything runs as real processes on this machine: PostgreSQL (a throwaway cluster started with
 tests/postgres_cluster.py, stopped and removed at the end, unless `--database-url` names an existing
@@ -49,6 +51,15 @@ settings otherwise. The bench's own clients run on the same cores.
    0.5 s), and, once the clients stop, the app's face count in its index against the database's.
    The nodes' logs stay in the bench's temp dir until it ends; their lines mentioning 'index sync'
    are printed (and kept in the JSON).
+
+5. A node's own snapshot (`--scenario startup`, alone). One app with `--startup-faces` faces in one
+   group, written with COPY as in part 3; one node started `--starts` times on the same data
+   directory, each timed as in part 3 and stopped cleanly: the first finds no snapshot and reads
+   every face, the others start from the snapshot the last clean stop left. Then, with the node
+   stopped, another process (the store's write path, as `renlian import` or another node writes)
+   enrols `--changes` new faces, each its own numbered change, and the node starts once more: from
+   its snapshot plus the changes logged since. Last, a node with a new, empty data directory, for
+   comparison with the first start.
 
 Output: progress, then the tables, with the machine, date and commit; `--json` prints one JSON object
 instead of the tables (progress goes to stderr), `--json PATH` writes it to PATH and prints the
@@ -104,9 +115,9 @@ THROUGHPUT_GROUP = "throughput"
 STARTUP_GROUP = "startup"
 # A change that B has not shown after this long is counted as missed and the bench goes on.
 PROPAGATION_LIMIT_S = 10.0
-SCENARIOS = ("parts", "write-race")
-DEFAULT_FACES = {"parts": 1000, "write-race": 100_000}
-DEFAULT_SECONDS = {"parts": 30.0, "write-race": 60.0}
+SCENARIOS = ("parts", "write-race", "startup")
+DEFAULT_FACES = {"parts": 1000, "write-race": 100_000, "startup": 0}
+DEFAULT_SECONDS = {"parts": 30.0, "write-race": 60.0, "startup": 0.0}
 # Plain request latencies on B, measured beside the propagation rounds.
 PLAIN_REQUESTS = 50
 # Rows written to PostgreSQL per transaction when filling the start-up database.
@@ -397,18 +408,27 @@ def enrol_gallery(
         body = v3_body(image=b64(f"{name}.jpg"), image_type="BASE64", group_id=THROUGHPUT_GROUP, user_id=name)
         must(a.v3("/faceset/user/add", body), f"user/add {name}")
     count = max(0, faces - len(real))
+    store_enrol(url, app_id, THROUGHPUT_GROUP, count, model, dim, crop, seed=faces, prefix="s")
+    return len(real), count
+
+
+def store_enrol(
+    url: str, app_id: str, group: str, count: int, model: str, dim: int, crop: bytes, seed: int, prefix: str
+) -> None:
+    """`count` synthetic faces enrolled through the store's write path, each its own numbered change
+    (uids prefix0, prefix1, ...)."""
     store = PostgresStore(url, pool_size=2)
     try:
         done = 0
-        for block in synthetic(count, dim, seed=faces):
+        for block in synthetic(count, dim, seed=seed):
             for vector in block:
-                uid = f"s{done}"
+                uid = f"{prefix}{done}"
                 sha = hashlib.sha256(uid.encode()).hexdigest()
                 store.enrol(
                     app_id,
                     uid,
                     "",
-                    [THROUGHPUT_GROUP],
+                    [group],
                     [NewFace(sha, model, vector.astype(np.float32), crop)],
                     replace=False,
                     require_existing=False,
@@ -417,7 +437,6 @@ def enrol_gallery(
                 done += 1
     finally:
         store.close()
-    return len(real), count
 
 
 def closed_loop(
@@ -555,8 +574,8 @@ class Start:
 def timed_start(root: Path, env: dict[str, str], label: str) -> Start:
     """`renlian serve` from process start to the first /healthz 200; its memory then; stopped."""
     port = free_port()
-    folder = root / label
-    folder.mkdir(parents=True)
+    folder = root / label  # a label used again starts on the same data directory
+    folder.mkdir(parents=True, exist_ok=True)
     server_log = folder / "server.log"
     environment = {
         **os.environ,
@@ -930,6 +949,27 @@ def tables(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def snapshot_tables(report: dict[str, Any]) -> list[str]:
+    s = report["own_snapshot"]
+    lines = [
+        f"Measured {report['date']}, {report['cores']} cores ({report['cpu']}), commit {report['commit']}; "
+        f"PostgreSQL {report['postgres']}, on the same machine; recognizer {report['recognizer']} "
+        f"({report['dim']}-d); `python -m bench.fleet{report['arguments']}`. One app, {s['faces']:,} "
+        f"faces in one group (written with COPY in {s['fill_s']:.0f} s); each start timed from process "
+        f"start to the first /healthz 200 (polled every {HEALTH_POLL_S * 1000:.0f} ms), then stopped "
+        "cleanly; the index load is what the node logs.",
+        "",
+        "| start | faces loaded | to /healthz s | index load s (server log) | RSS MiB | peak MiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in s["starts"]:
+        lines.append(
+            f"| {run['label']} | {run['faces']:,} | {run['to_healthz_s']:.2f} | {run['index_load_s']} | "
+            f"{run['rss_mib']:.0f} | {run['peak_mib']:.0f} |"
+        )
+    return lines
+
+
 def race_tables(report: dict[str, Any]) -> list[str]:
     r = report["write_race"]
     nodes = r["nodes"]
@@ -1071,7 +1111,33 @@ def main() -> None:
                 nodes.pop().close()
 
         cleanup.callback(stop_nodes)
-        if args.scenario == "write-race":
+        if args.scenario == "startup":
+            app = create_app_in(root, env, "startup")
+            log(f"PostgreSQL {report['postgres']} at {masked(url)}; app {app['app_id']}")
+            log(f"5. start-up from a node's snapshot: filling {args.startup_faces:,} faces")
+            fill_s = fill(url, app["app_id"], args.startup_faces, model_name, dim, crop)
+            log(f"  filled in {fill_s:.1f} s")
+            runs: list[dict[str, Any]] = []
+
+            def start_once(label: str, folder: str) -> None:
+                runs.append({"label": label, **asdict(timed_start(root, env, folder))})
+                log(f"  {label}: {runs[-1]}")
+
+            start_once("first start, no snapshot: reads every face", "node")
+            for _ in range(args.starts - 1):
+                start_once("again, from its snapshot", "node")
+            store_enrol(
+                url, app["app_id"], STARTUP_GROUP, args.changes, model_name, dim, crop, seed=1, prefix="late"
+            )
+            start_once(f"from its snapshot, {args.changes} changes made since by another process", "node")
+            start_once("a new node (empty data directory)", "fresh")
+            report["own_snapshot"] = {
+                "faces": args.startup_faces,
+                "fill_s": round(fill_s, 1),
+                "changes": args.changes,
+                "starts": runs,
+            }
+        elif args.scenario == "write-race":
             app = create_app_in(root, env, "race")
             log(f"PostgreSQL {report['postgres']} at {masked(url)}; app {app['app_id']}")
             log(f"4. write race: filling {args.faces:,} faces")
@@ -1189,7 +1255,10 @@ def main() -> None:
                 "bytes_per_face": (rss_after - rss_before) * 1024 * 1024 / max(1, faces_after - existing),
             }
     racing = args.scenario == "write-race"
-    lines = race_tables(report) if racing else tables(report)
+    if args.scenario == "startup":
+        lines = snapshot_tables(report)
+    else:
+        lines = race_tables(report) if racing else tables(report)
     if args.json == "-":
         print(json.dumps(report, indent=2))
     else:
@@ -1197,7 +1266,8 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print("\n".join(lines))
     if args.write_docs:
-        write_section(Path("docs/scale-out.md"), "fleet-write-race" if racing else "fleet", lines)
+        section = {"parts": "fleet", "write-race": "fleet-write-race", "startup": "fleet-startup"}
+        write_section(Path("docs/scale-out.md"), section[args.scenario], lines)
 
 
 def face_count_or_none(url: str) -> int:
