@@ -52,6 +52,9 @@ class ErrorCode(Enum):
     FAIL_TO_PROCESS_IMAGES = (216615, "fail to process images", 222203, "image check fail")
     # The service.
     DB_ERROR = (216300, "db error", 222302, "system error")
+    # The store is fine but this node's index is not known to hold every acknowledged write of the
+    # app (being rebuilt, or the change feed not followed in time): Baidu's codes for a system error.
+    INDEX_NOT_CURRENT = (216300, "db error", 222302, "system error")
     BACKEND_ERROR = (216400, "backend error", 222201, "network not available")
     INTERNAL_ERROR = (216401, "internal error", 2, "Service temporarily unavailable")
     UNKNOWN_ERROR = (216500, "unknown error", 1, "Unknown error")
@@ -60,7 +63,8 @@ class ErrorCode(Enum):
     FAIL_TO_DELETE_USER = (216613, "fail to delete user record", 223103, "user is not exist")
     IMAGE_EXISTED = (216616, "image existed", 223105, "face is already exist")
     FAIL_TO_ADD_USER = (216617, "fail to add user", 222300, "add face fail")
-    NO_USER_IN_GROUP = (216618, "no user in group", 223100, "group is not exist")
+    # v2 knows a group only while it holds users, hence its message.
+    GROUP_NOT_EXIST = (216618, "no user in group", 223100, "group is not exist")
     USER_MUST_BE_IN_ONE_GROUP = (216619, "user must be in one group at least", 223103, "user is not exist")
     ADD_USER_OVERLIMIT = (216631, "request add user overlimit", 222300, "add face fail")
     GROUP_EXISTS = (*_V2_INVALID, 223101, "group is already exist")

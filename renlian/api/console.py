@@ -142,7 +142,7 @@ async def face_thumbnail(face_token: str, call: ConsoleCall, svc: ServicesDep) -
     if not TOKEN.fullmatch(face_token):
         # The store matches a prefix of the photo's checksum: only a whole token may reach it.
         raise HTTPException(404, "not found")
-    jpeg = await svc.pools.store.run(svc.library.store.crop_by_token, call.app_id, face_token)
+    jpeg = await svc.pools.library.run(svc.library.store.crop_by_token, call.app_id, face_token)
     if jpeg is None:
         raise HTTPException(404, "not found")
     return Response(jpeg, media_type="image/jpeg", headers=PRIVATE_HEADERS)
@@ -195,7 +195,9 @@ async def group_users(
     except (FaceApiError, ValueError) as exc:
         raise HTTPException(404, "not found") from exc
     first, size = _bounded("start", start, 0, ALL_ROWS), _bounded("length", length, 1, MAX_USERS_PAGE)
-    listing = await svc.pools.store.run(_group_listing, svc, call.app_id, group, needle.strip(), first, size)
+    listing = await svc.pools.library.run(
+        _group_listing, svc, call.app_id, group, needle.strip(), first, size
+    )
     if listing is None:
         raise HTTPException(404, f"group {group} does not exist")
     return JSONResponse(listing, headers=PRIVATE_HEADERS)
@@ -246,7 +248,7 @@ async def usage(request: Request, call: ConsoleCall, svc: ServicesDep) -> JSONRe
     app = await svc.pools.auth.run(svc.guard.apps.app, call.app_id)
     if app is None:
         raise HTTPException(404, "not found")
-    daily = await svc.pools.store.run(_daily_calls, svc, call.app_id, datetime.now(UTC).date())
+    daily = await svc.pools.library.run(_daily_calls, svc, call.app_id, datetime.now(UTC).date())
     answer = {
         "app_id": app.app_id,
         "name": app.name,

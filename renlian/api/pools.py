@@ -42,8 +42,9 @@ class Pools:
     inference: ThreadPool
     # image_type=URL downloads, each up to RENLIAN_IMAGE_URL_TIMEOUT_SECONDS long.
     fetch: ThreadPool
-    # Store reads, and writes that embed nothing.
-    store: ThreadPool
+    # The face library's calls that embed nothing: store reads, and writes whose faces are already
+    # embedded (deletes, copies, groups).
+    library: ThreadPool
     # Token issue and look-up, app look-up, signature checks, quota admission and usage flushes:
     # every request passes here first, so nothing slow may share these threads.
     auth: ThreadPool
@@ -53,10 +54,10 @@ class Pools:
         return cls(
             inference=ThreadPool("inference", settings.inference_workers),
             fetch=ThreadPool("image-url", settings.fetch_threads),
-            store=ThreadPool("store", settings.store_threads),
+            library=ThreadPool("library", settings.store_threads),
             auth=ThreadPool("auth", settings.auth_threads),
         )
 
     def shutdown(self) -> None:
-        for pool in (self.inference, self.fetch, self.store, self.auth):
+        for pool in (self.inference, self.fetch, self.library, self.auth):
             pool.shutdown()

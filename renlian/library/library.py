@@ -191,7 +191,7 @@ class FaceLibrary:
         is never found to exist yet be searched before its faces arrive."""
         for group in groups:
             if not self.store.group_registered(app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+                raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
         return self.store.sequence(app_id)
 
     def enrolment_face(self, data: bytes, pixels: BGRImage) -> NewFace:
@@ -293,7 +293,7 @@ class FaceLibrary:
                 # Checked on the version searched: a check on an earlier one could pass for a
                 # group that another node empties before the search reads it.
                 if require_faces and (index is None or len(index) == 0):
-                    raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
+                    raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} has no users")
                 if index is None:
                     continue
                 if only_uid is None:
@@ -324,7 +324,7 @@ class FaceLibrary:
         that face's liveness score if asked for."""
         for group in groups:  # before the models run: most requests for an empty group stop here
             if not self.group_exists_in_index(app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
+                raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} has no users")
         query, live = self.analyzer.probe(pixels, liveness=liveness)
         return self.search_embeddings(app_id, groups, query[None, :], users, require_faces=True)[0], live
 

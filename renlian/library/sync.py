@@ -109,7 +109,9 @@ class IndexSync:
         with self._locks_lock:
             lock = self._locks.setdefault(app_id, threading.Lock())
         if not lock.acquire(timeout=self.lock_timeout if timeout is None else timeout):
-            raise FaceApiError(ErrorCode.DB_ERROR, "the face library is busy (its index is being updated)")
+            raise FaceApiError(
+                ErrorCode.INDEX_NOT_CURRENT, "the face library is busy (its index is being updated)"
+            )
         try:
             yield
         finally:
@@ -178,13 +180,14 @@ class IndexSync:
         """216300 when the app's index is not known to be current within the promise (module doc)."""
         if app_id in self._unsound:
             raise FaceApiError(
-                ErrorCode.DB_ERROR, "this app's face index is being rebuilt from the store; try again shortly"
+                ErrorCode.INDEX_NOT_CURRENT,
+                "this app's face index is being rebuilt from the store; try again shortly",
             )
         lag = self.lag_seconds(app_id)
         if lag > self.max_lag_seconds:
             seconds = f"{lag:.1f} s" if lag != float("inf") else "ever"
             raise FaceApiError(
-                ErrorCode.DB_ERROR,
+                ErrorCode.INDEX_NOT_CURRENT,
                 "this node's face index is not known to be current "
                 f"(no check against the store for {seconds})",
             )

@@ -102,7 +102,7 @@ class FaceReads:
         )
         return bytes(row[0]) if row else None
 
-    def group_exists(self, app_id: str, group_id: str) -> bool:
+    def group_has_users(self, app_id: str, group_id: str) -> bool:
         row = self.read_one(
             "SELECT 1 FROM users WHERE app_id = ? AND group_id = ? LIMIT 1", (app_id, group_id)
         )

@@ -280,7 +280,7 @@ class FaceWrites:
 
         def body(db: Transaction) -> FaceChanges:
             if not _group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+                raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
             changes = FaceChanges([], [])
             rows = db.execute(
                 "DELETE FROM faces WHERE app_id = ? AND group_id = ? RETURNING face_id, image_sha256",
@@ -300,7 +300,7 @@ class FaceWrites:
 
         def body(db: Transaction) -> FaceChanges:
             if not _group_registered(db, app_id, group):
-                raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+                raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
             known = db.execute(
                 "SELECT 1 FROM users WHERE app_id = ? AND group_id = ? AND uid = ?", (app_id, group, uid)
             ).fetchone()

@@ -115,7 +115,7 @@ def test_a_failed_index_update_refuses_that_app_alone_until_rebuilt(
     server.add(APP, "alice", None, ["g"], [alice], replace=False, require_existing=False)
     with pytest.raises(FaceApiError) as refused:
         best(server, APP, "g", alice)
-    assert refused.value.error == ErrorCode.DB_ERROR
+    assert refused.value.error == ErrorCode.INDEX_NOT_CURRENT
     assert best(server, "other", "g", bob) == "bob"  # another app is not held up
     time.sleep(0.3)  # rebuilds keep failing while the disk is full: still refused, never wrong
     with pytest.raises(FaceApiError):
@@ -132,7 +132,7 @@ def _answers(check: Callable[[], bool]) -> bool:
     try:
         return check()
     except FaceApiError as exc:
-        assert exc.error == ErrorCode.DB_ERROR
+        assert exc.error == ErrorCode.INDEX_NOT_CURRENT
         return False
 
 
@@ -217,4 +217,4 @@ def test_a_search_after_a_store_read_sees_what_that_read_saw(
     assert hit.uid == "new_here"
     with pytest.raises(FaceApiError) as missing:
         server.existing_groups(APP, ["never_made"])
-    assert missing.value.error == ErrorCode.NO_USER_IN_GROUP
+    assert missing.value.error == ErrorCode.GROUP_NOT_EXIST

@@ -146,7 +146,7 @@ def test_a_node_that_cannot_reach_the_database_stops_searching_then_recovers(
         # A search reads user_info from the database too; the index alone refusing shows the check.
         with pytest.raises(FaceApiError) as refused:
             eventually(lambda: not reader.group_exists_in_index(APP, "g"), seconds=5)
-        assert refused.value.error == ErrorCode.DB_ERROR
+        assert refused.value.error == ErrorCode.INDEX_NOT_CURRENT
         assert "not known to be current" in str(refused.value.detail)
     finally:
         postgres_cluster.start_server()
@@ -167,7 +167,7 @@ def _tries(write: Callable[[], None]) -> bool:
     try:
         write()
     except FaceApiError as exc:
-        assert exc.error == ErrorCode.DB_ERROR
+        assert exc.error == ErrorCode.INDEX_NOT_CURRENT
         return False
     return True
 

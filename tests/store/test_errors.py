@@ -139,7 +139,7 @@ def test_reads_of_damaged_tables_are_216300(tmp_path: Path) -> None:
     reads: dict[str, Callable[[], object]] = {
         "user": lambda: store.user(app.app_id, "u1"),
         "user_info": lambda: store.user_info(app.app_id, "g", "u1"),
-        "group_exists": lambda: store.group_exists(app.app_id, "g"),
+        "group_has_users": lambda: store.group_has_users(app.app_id, "g"),
         "faces": lambda: list(store.faces()),
         "embeddings": lambda: list(store.embeddings("mbf")),
         "app_by_key": lambda: apps.app_by_key(app.api_key),

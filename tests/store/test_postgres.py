@@ -139,7 +139,7 @@ def _script(store: Any) -> list[object]:
     run(lambda: store.delete_group("a", "empty"))
     run(lambda: store.delete_user("a", "u", ["zz"]))
     run(lambda: store.delete_user("a", "u", None))
-    run(lambda: (store.group_exists("a", "g"), store.group_registered("a", "g"), store.count_stale("mbf")))
+    run(lambda: (store.group_has_users("a", "g"), store.group_registered("a", "g"), store.count_stale("mbf")))
     run(lambda: sorted(store.group_sizes("mbf")))
     run(lambda: (store.feed_state().numbers, [c.sequence for c in store.changes_since("a", 0)]))
     return answers

@@ -80,7 +80,7 @@ GROUP_GETUSERS = Operation(
     "A group's users",
     (ONE_GROUP, *v2.PAGE),
     obj(result_num=INT, result=arr(obj(uid=STR, user_info=STR))),
-    (*op.PARAMS, ErrorCode.NO_USER_IN_GROUP),
+    (*op.PARAMS, ErrorCode.GROUP_NOT_EXIST),
     methods=("get", "post"),
 )
 GROUP_ADDUSER = Operation(
@@ -128,7 +128,7 @@ async def enrolment_faces(svc: Services, app_id: str, field: str, *, single: boo
 async def user_add(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = USER_ADD.read(call.params)
     faces = await enrolment_faces(svc, call.app_id, values[PHOTO], single=True)
-    await svc.pools.store.run(
+    await svc.pools.library.run(
         svc.library.add,
         call.app_id,
         values[v2.UID],
@@ -149,7 +149,7 @@ async def user_update(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     if create and groups is None:
         raise FaceApiError(ErrorCode.NOT_ENOUGH_PARAM, "action_type=replace needs group_id to enrol into")
     faces = await enrolment_faces(svc, call.app_id, values[PHOTOS], single=False)
-    await svc.pools.store.run(
+    await svc.pools.library.run(
         svc.library.update,
         call.app_id,
         values[v2.UID],
@@ -164,7 +164,7 @@ async def user_update(request: Request, call: FacesetCall, svc: ServicesDep) -> 
 @USER_DELETE.route(router)
 async def user_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = USER_DELETE.read(call.params)
-    await svc.pools.store.run(svc.library.delete, call.app_id, values[v2.UID], values[v2.OPTIONAL_GROUPS])
+    await svc.pools.library.run(svc.library.delete, call.app_id, values[v2.UID], values[v2.OPTIONAL_GROUPS])
     return ok(log_id(request), {})
 
 
@@ -174,7 +174,7 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
     uid, groups = values[v2.UID], values[v2.OPTIONAL_GROUPS]
     records = [
         r
-        for r in await svc.pools.store.run(svc.library.user, call.app_id, uid)
+        for r in await svc.pools.library.run(svc.library.user, call.app_id, uid)
         if groups is None or r.group_id in groups
     ]
     if not records:
@@ -186,7 +186,7 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
 @GROUP_GETLIST.route(router)
 async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_GETLIST.read(call.params)
-    groups = await svc.pools.store.run(svc.library.store.groups, call.app_id, values[START], values[END])
+    groups = await svc.pools.library.run(svc.library.store.groups, call.app_id, values[START], values[END])
     return ok(log_id(request), {"result_num": len(groups), "result": groups})
 
 
@@ -194,9 +194,9 @@ async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -
 async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_GETUSERS.read(call.params)
     group = values[ONE_GROUP]
-    if not await svc.pools.store.run(svc.library.store.group_exists, call.app_id, group):
-        raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} has no users")
-    users = await svc.pools.store.run(
+    if not await svc.pools.library.run(svc.library.store.group_has_users, call.app_id, group):
+        raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} has no users")
+    users = await svc.pools.library.run(
         svc.library.store.group_users, call.app_id, group, values[START], values[END]
     )
     result = [{"uid": u.uid, "user_info": u.user_info} for u in users]
@@ -206,7 +206,7 @@ async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) 
 @GROUP_ADDUSER.route(router)
 async def group_adduser(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_ADDUSER.read(call.params)
-    await svc.pools.store.run(
+    await svc.pools.library.run(
         svc.library.copy, call.app_id, values[v2.UID], values[SOURCE], values[v2.GROUPS]
     )
     return ok(log_id(request), {})
@@ -215,5 +215,7 @@ async def group_adduser(request: Request, call: FacesetCall, svc: ServicesDep) -
 @GROUP_DELETEUSER.route(router)
 async def group_deleteuser(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_DELETEUSER.read(call.params)
-    await svc.pools.store.run(svc.library.remove_from_groups, call.app_id, values[v2.UID], values[v2.GROUPS])
+    await svc.pools.library.run(
+        svc.library.remove_from_groups, call.app_id, values[v2.UID], values[v2.GROUPS]
+    )
     return ok(log_id(request), {})

@@ -29,14 +29,20 @@ IDENTIFY = Operation(
     "1:N search of one or several groups",
     (v2.GROUPS, USER_TOP, IMAGES, v2.EXT_LIVENESS),
     obj(result_num=INT, result=arr(obj(group_id=STR, uid=STR, user_info=STR, scores=arr(NUM)))),
-    (*op.PARAMS, *op.IMAGE, ErrorCode.NO_USER_IN_GROUP, ErrorCode.INVALID_GROUP_ID),
+    (
+        *op.PARAMS,
+        *op.IMAGE,
+        ErrorCode.GROUP_NOT_EXIST,
+        ErrorCode.INVALID_GROUP_ID,
+        ErrorCode.INDEX_NOT_CURRENT,
+    ),
 )
 VERIFY = Operation(
     "/rest/2.0/face/v2/verify",
     "1:1 against a user's faces",
     (v2.UID, v2.GROUPS, TOP, IMAGES, v2.EXT_LIVENESS),
     obj(result_num=INT, result=arr(NUM)),
-    (*op.PARAMS, *op.IMAGE, ErrorCode.USER_NOT_EXIST, ErrorCode.INVALID_USERID),
+    (*op.PARAMS, *op.IMAGE, ErrorCode.USER_NOT_EXIST, ErrorCode.INVALID_USERID, ErrorCode.INDEX_NOT_CURRENT),
 )
 OPERATIONS = (IDENTIFY, VERIFY)
 

@@ -110,7 +110,7 @@ GROUP_DELETE = Operation(
     "Delete a group with its users and faces",
     (v3.GROUP,),
     NULL,
-    (*op.PARAMS, ErrorCode.NO_USER_IN_GROUP, ErrorCode.DB_ERROR),
+    (*op.PARAMS, ErrorCode.GROUP_NOT_EXIST, ErrorCode.DB_ERROR),
     body="json",
 )
 START, LENGTH = v3.PAGE
@@ -127,7 +127,7 @@ GROUP_GETUSERS = Operation(
     "A group's user ids",
     (v3.GROUP, *v3.PAGE),
     obj(user_id_list=arr(STR)),
-    (*op.PARAMS, ErrorCode.NO_USER_IN_GROUP),
+    (*op.PARAMS, ErrorCode.GROUP_NOT_EXIST),
     body="json",
 )
 OPERATIONS = (
@@ -174,8 +174,8 @@ async def _enrol(svc: Services, app_id: str, values: Values, action: Param[str])
 
 
 async def _registered(svc: Services, app_id: str, group: str) -> None:
-    if not await svc.pools.store.run(svc.library.store.group_registered, app_id, group):
-        raise FaceApiError(ErrorCode.NO_USER_IN_GROUP, f"group {group} does not exist")
+    if not await svc.pools.library.run(svc.library.store.group_registered, app_id, group):
+        raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
 
 
 @USER_ADD.route(router)
@@ -198,7 +198,7 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
         await _registered(svc, call.app_id, group)
     records = [
         record
-        for record in await svc.pools.store.run(svc.library.store.user, call.app_id, uid)
+        for record in await svc.pools.library.run(svc.library.store.user, call.app_id, uid)
         if group is None or record.group_id == group
     ]
     if not records:
@@ -213,7 +213,7 @@ async def user_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     uid, group = values[v3.USER_ID], values[v3.GROUP_OR_ALL]
     if group is not None:
         await _registered(svc, call.app_id, group)
-    await svc.pools.store.run(svc.library.delete, call.app_id, uid, None if group is None else [group])
+    await svc.pools.library.run(svc.library.delete, call.app_id, uid, None if group is None else [group])
     return v3_ok(log_id(request), None)
 
 
@@ -222,7 +222,7 @@ async def user_copy(request: Request, call: FacesetCall, svc: ServicesDep) -> JS
     values = USER_COPY.read(call.params)
     uid, source, target = values[v3.USER_ID], values[SOURCE], values[TARGET]
     await _registered(svc, call.app_id, source)
-    await svc.pools.store.run(svc.library.copy_into_existing, call.app_id, uid, source, target)
+    await svc.pools.library.run(svc.library.copy_into_existing, call.app_id, uid, source, target)
     return v3_ok(log_id(request), None)
 
 
@@ -231,7 +231,7 @@ async def face_getlist(request: Request, call: FacesetCall, svc: ServicesDep) ->
     values = FACE_GETLIST.read(call.params)
     uid, group = values[v3.USER_ID], values[v3.GROUP]
     await _registered(svc, call.app_id, group)
-    faces = await svc.pools.store.run(svc.library.store.user_faces, call.app_id, group, uid)
+    faces = await svc.pools.library.run(svc.library.store.user_faces, call.app_id, group, uid)
     if not faces:
         raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
     listed = []
@@ -247,28 +247,28 @@ async def face_getlist(request: Request, call: FacesetCall, svc: ServicesDep) ->
 async def face_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = FACE_DELETE.read(call.params)
     uid, group, token = values[v3.USER_ID], values[v3.GROUP], values[FACE_TOKEN]
-    await svc.pools.store.run(svc.library.delete_face, call.app_id, group, uid, token)
+    await svc.pools.library.run(svc.library.delete_face, call.app_id, group, uid, token)
     return v3_ok(log_id(request), None)
 
 
 @GROUP_ADD.route(router)
 async def group_add(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     group = GROUP_ADD.read(call.params)[v3.GROUP]
-    await svc.pools.store.run(svc.library.add_group, call.app_id, group)
+    await svc.pools.library.run(svc.library.add_group, call.app_id, group)
     return v3_ok(log_id(request), None)
 
 
 @GROUP_DELETE.route(router)
 async def group_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     group = GROUP_DELETE.read(call.params)[v3.GROUP]
-    await svc.pools.store.run(svc.library.delete_group, call.app_id, group)
+    await svc.pools.library.run(svc.library.delete_group, call.app_id, group)
     return v3_ok(log_id(request), None)
 
 
 @GROUP_GETLIST.route(router)
 async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_GETLIST.read(call.params)
-    groups = await svc.pools.store.run(
+    groups = await svc.pools.library.run(
         svc.library.store.registered_groups, call.app_id, values[START], values[LENGTH]
     )
     return v3_ok(log_id(request), {"group_id_list": groups})
@@ -279,7 +279,7 @@ async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) 
     values = GROUP_GETUSERS.read(call.params)
     group = values[v3.GROUP]
     await _registered(svc, call.app_id, group)
-    users = await svc.pools.store.run(
+    users = await svc.pools.library.run(
         svc.library.store.group_users, call.app_id, group, values[START], values[LENGTH]
     )
     return v3_ok(log_id(request), {"user_id_list": [user.uid for user in users]})

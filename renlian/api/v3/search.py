@@ -52,7 +52,8 @@ SEARCH = Operation(
         *v3.CONTROL_ERRORS,
         ErrorCode.MATCH_USER_NOT_FOUND,
         ErrorCode.GROUP_LIST_TOO_LARGE,
-        ErrorCode.NO_USER_IN_GROUP,
+        ErrorCode.GROUP_NOT_EXIST,
+        ErrorCode.INDEX_NOT_CURRENT,
     ),
     body="json",
 )
@@ -69,7 +70,13 @@ MULTI_SEARCH = Operation(
         MULTI_THRESHOLD,
     ),
     obj(face_num=op.INT, face_list=arr(obj(face_token=STR, location=v3.LOCATION, user_list=arr(v3.USER)))),
-    (*op.PARAMS, *v3.IMAGE_ERRORS, ErrorCode.GROUP_LIST_TOO_LARGE, ErrorCode.NO_USER_IN_GROUP),
+    (
+        *op.PARAMS,
+        *v3.IMAGE_ERRORS,
+        ErrorCode.GROUP_LIST_TOO_LARGE,
+        ErrorCode.GROUP_NOT_EXIST,
+        ErrorCode.INDEX_NOT_CURRENT,
+    ),
     body="json",
 )
 OPERATIONS = (SEARCH, MULTI_SEARCH)
@@ -95,7 +102,7 @@ async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSON
     ref, controls = v3.image(values), v3.controls(values)
     groups, only = values[v3.GROUP_LIST], values[v3.OPTIONAL_USER_ID]
     users, threshold = values[MAX_USER_NUM], values[THRESHOLD]
-    number = await svc.pools.store.run(svc.library.existing_groups, call.app_id, groups)
+    number = await svc.pools.library.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
     def run() -> tuple[Probe, list[GroupHit]]:
@@ -120,7 +127,7 @@ async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -
     groups = values[v3.GROUP_LIST]
     faces, users = values[MULTI_FACE_NUM], values[MULTI_USER_NUM]
     threshold = values[MULTI_THRESHOLD]
-    number = await svc.pools.store.run(svc.library.existing_groups, call.app_id, groups)
+    number = await svc.pools.library.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
     def run() -> list[dict[str, Any]]:
