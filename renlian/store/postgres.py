@@ -330,6 +330,12 @@ class PostgresStore(FaceWrites, FaceReads):
                 kwargs=self._connection_options,
                 open=False,
                 name="renlian",
+                # The pool retries a failed connection with a backoff that doubles (1, 2, 4, 8 s...)
+                # and grows on demand only once that retry gives up: with its default (5 minutes),
+                # a node stayed without connections for seconds after the database came back (4.3 s
+                # after a 10 s outage), every request waiting `timeout` for 216300. Giving up after
+                # `timeout` lets the next request start a new attempt at once.
+                reconnect_timeout=timeout,
             )
         try:
             self._pool.open(wait=True, timeout=timeout)

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -336,6 +337,38 @@ def test_a_lost_connection_is_retried_and_other_failures_are_216300(
             "a", "bad\x00uid", "", ["g"], [face(3)], replace=False, require_existing=False, max_group_faces=9
         )
     assert caught.value.error is ErrorCode.DB_ERROR and "bad" not in str(caught.value)
+
+
+def test_the_store_answers_again_as_soon_as_the_database_is_back(
+    database_url: str, postgres_cluster: Cluster
+) -> None:
+    """An outage of 9 s with requests arriving throughout, as on a busy node: the pool's retries back
+    off to several seconds apart by then. Once the server is back, the first or second read
+    succeeds (each waits at most the store's 1 s timeout for a connection); with the pool's default
+    backoff every read failed for seconds (4.3 s after a 10 s outage), and a search behind one of
+    them waited for the app's lock and was refused."""
+    store = PostgresStore(database_url, pool_size=2, timeout=1.0)
+    try:
+        assert store.sequence("a") == 0
+        postgres_cluster.stop_server()
+        try:
+            ends = time.monotonic() + 9
+            while time.monotonic() < ends:
+                with pytest.raises(FaceApiError):
+                    store.sequence("a")
+                time.sleep(0.2)
+        finally:
+            postgres_cluster.start_server()
+        failed = 0
+        while True:
+            try:
+                assert store.sequence("a") == 0
+                break
+            except FaceApiError:
+                failed += 1
+                assert failed < 2, "the store still fails twice after the database is back"
+    finally:
+        store.close()
 
 
 def test_apps_tokens_and_usage(store: PostgresStore) -> None:
