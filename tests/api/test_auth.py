@@ -388,10 +388,17 @@ def test_quotas_and_their_persistence(tmp_path: Path, astronaut: np.ndarray) -> 
     app = first.app
     try:
         cli(first, "set", app["app_id"], "--qps", "2")
-        codes = [error_code(first.post(GETLIST)) for _ in range(3)]
-        assert codes[:2] == [None, None] and codes[2] == 18
-        # Two requests counted so far (the refused one is not): a daily quota of 5 allows 3 more.
-        cli(first, "set", app["app_id"], "--qps", "0", "--daily", "5")
+        # A third request within a second of two admitted ones is refused. A loaded machine can
+        # spread three requests over more than a second, so ask until one is refused (or clearly
+        # never will be).
+        codes: list[int | None] = []
+        while 18 not in codes and len(codes) < 12:
+            codes.append(error_code(first.post(GETLIST)))
+        assert codes[-1] == 18 and set(codes[:-1]) == {None} and len(codes) >= 3, codes
+        # The admitted requests are counted (the refused one is not): a daily quota of that many
+        # plus 3 allows 3 more.
+        counted = len(codes) - 1
+        cli(first, "set", app["app_id"], "--qps", "0", "--daily", str(counted + 3))
         assert [error_code(first.post(GETLIST)) for _ in range(4)] == [None, None, None, 17]
         # One request at a time: a second one while a slow detect runs is refused with 4.
         cli(first, "set", app["app_id"], "--daily", "0")
@@ -413,7 +420,7 @@ def test_quotas_and_their_persistence(tmp_path: Path, astronaut: np.ndarray) -> 
         # On a loaded machine the detect can lose the race for the slot; it must win one of a few.
         outcomes = [compete() for _ in range(3)]
         assert any(results == [None] and 4 in refused for results, refused in outcomes), outcomes
-        cli(first, "set", app["app_id"], "--daily", "5")
+        cli(first, "set", app["app_id"], "--daily", str(counted + 3))
     finally:
         first.stop()
     # Daily and total counts survive a restart: the day's quota is still used up.
