@@ -157,7 +157,8 @@ def evaluate_set(model: FaceAnalyzer, name: str, recognizer: str) -> Tally:
             else:
                 tally.known += 1
             try:
-                hits, _ = library.identify(APP, [GROUP], photo_pixels(model, sample, aligned), 1)
+                query = library.analyzer.embed_largest(photo_pixels(model, sample, aligned))
+                hits = library.search_embeddings(APP, [GROUP], query[None, :], 1, require_faces=True)[0]
             except FaceApiError:
                 # No face found: a known probe is a miss, an unknown one raises no alarm.
                 tally.no_face += 1

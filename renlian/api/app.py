@@ -32,6 +32,7 @@ from renlian.auth.quotas import Quotas
 from renlian.auth.tokens import TokenService
 from renlian.core.faces import FaceOperations
 from renlian.core.facetokens import FaceTokenCache
+from renlian.core.search import Recognition
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.library.library import FaceLibrary, load_index
 from renlian.metrics import Metrics
@@ -93,16 +94,18 @@ def create_app(settings: Settings, load_analyzer: Callable[[], FaceAnalyzer]) ->
         if library.sync is not None:
             metrics.watch_sync(library.sync)
         limits = settings.image_limits()
+        ops = FaceOperations(
+            analyzer,
+            library,
+            limits,
+            settings.image_fetcher(),
+            FaceTokenCache(settings.face_token_cache, settings.face_token_ttl_seconds),
+        )
         app.state.services = Services(
             analyzer=analyzer,
             library=library,
-            ops=FaceOperations(
-                analyzer,
-                library,
-                limits,
-                settings.image_fetcher(),
-                FaceTokenCache(settings.face_token_cache, settings.face_token_ttl_seconds),
-            ),
+            ops=ops,
+            recognition=Recognition(ops, library),
             tokens=tokens,
             guard=Guard(
                 apps, tokens, quotas, settings.max_clock_skew_seconds, settings.max_signature_seconds

@@ -13,10 +13,11 @@ from renlian.auth.guard import Guard
 from renlian.auth.tokens import TokenService
 from renlian.core.controls import NO_CONTROLS
 from renlian.core.faces import FaceOperations
+from renlian.core.search import Recognition
 from renlian.library.library import FaceLibrary
 from renlian.store.base import NewFace
 from renlian.vision.analyzer import FaceAnalyzer
-from renlian.vision.image import BGRImage, ImageLimits, decode_image
+from renlian.vision.image import ImageLimits
 
 
 @dataclass
@@ -24,13 +25,11 @@ class Services:
     analyzer: FaceAnalyzer
     library: FaceLibrary
     ops: FaceOperations
+    recognition: Recognition
     tokens: TokenService
     guard: Guard
     pools: Pools
     limits: ImageLimits
-
-    def decode(self, text: str) -> BGRImage:
-        return decode_image(text, self.limits)
 
     def enrolment_face(self, app_id: str, text: str) -> NewFace:
         """Decode one photo and keep only what the library stores of it: its pixels are garbage as

@@ -157,6 +157,25 @@ class FaceOperations:
 
     # Faces --------------------------------------------------------------------------------------
 
+    def faces(
+        self,
+        photo: Photo,
+        max_faces: int,
+        *,
+        landmarks: bool,
+        attributes: frozenset[str],
+        mesh: bool = False,
+    ) -> list[Face]:
+        """The largest faces with pose (and landmarks, the face mesh and attributes if asked for),
+        unnamed: v2 detect's answer, and what `detect` names."""
+        return self.analyzer.detect(
+            photo.pixels, max_faces, landmarks=landmarks, attributes=attributes, mesh=mesh
+        )
+
+    def liveness(self, photo: Photo, face: Face) -> float:
+        """The face's passive liveness score (v3 faceverify's livemapscore)."""
+        return self.analyzer.liveness_score(photo.pixels, face)
+
     def detect(
         self,
         app_id: str,
@@ -170,9 +189,7 @@ class FaceOperations:
     ) -> list[SeenFace]:
         """The largest faces with pose (and landmarks, the face mesh and attributes if asked for), each
         named by a token that later calls can use; faces failing `controls` are left out."""
-        faces = self.analyzer.detect(
-            photo.pixels, max_faces, landmarks=landmarks, attributes=attributes, mesh=mesh
-        )
+        faces = self.faces(photo, max_faces, landmarks=landmarks, attributes=attributes, mesh=mesh)
         seen = []
         for rank, face in enumerate(faces):
             aligned = self.analyzer.aligned(photo.pixels, face)
@@ -187,10 +204,26 @@ class FaceOperations:
             seen.append(SeenFace(face, token, photo.location(rank, face)))
         return seen
 
-    def probe(self, app_id: str, photo: Photo, controls: Controls, *, pose: bool = False) -> Probe:
-        """The largest face examined for recognition; its controls' failure is the call's error."""
+    def probe(
+        self,
+        app_id: str,
+        photo: Photo,
+        controls: Controls,
+        *,
+        pose: bool = False,
+        liveness: bool = False,
+        qualities: bool = False,
+    ) -> Probe:
+        """The largest face examined for recognition; its controls' failure is the call's error.
+        `liveness` and `qualities` measure them without a threshold (v2 reports them)."""
         face = self.analyzer.largest_face(photo.pixels)
-        examined = self._examine(photo, face, controls, pose=pose)
+        examined = self.analyzer.examine(
+            photo.pixels,
+            face,
+            liveness=liveness or controls.needs_liveness,
+            qualities=qualities or controls.needs_qualities,
+            pose=pose,
+        )
         problem = failure(controls, examined.qualities, examined.liveness)
         if problem is not None:
             raise problem

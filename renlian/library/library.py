@@ -317,33 +317,6 @@ class FaceLibrary:
             answer.append(ranked)
         return answer
 
-    def identify(
-        self, app_id: str, groups: list[str], pixels: BGRImage, users: int, *, liveness: bool = False
-    ) -> tuple[list[GroupHit], float | None]:
-        """The best `users` (group, uid) records across `groups` for the photo's largest face, and
-        that face's liveness score if asked for."""
-        for group in groups:  # before the models run: most requests for an empty group stop here
-            if not self.group_exists_in_index(app_id, group):
-                raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} has no users")
-        query, live = self.analyzer.probe(pixels, liveness=liveness)
-        return self.search_embeddings(app_id, groups, query[None, :], users, require_faces=True)[0], live
-
-    def verify(
-        self, app_id: str, uid: str, groups: list[str], pixels: BGRImage, *, liveness: bool = False
-    ) -> tuple[list[float], float | None]:
-        """Cosines of the uid's faces in `groups` against the photo's largest face, best first, and
-        that face's liveness score if asked for."""
-        query, live = self.analyzer.probe(pixels, liveness=liveness)
-        searched = self._searching(app_id)
-        scores: list[float] = []
-        for group in groups:
-            with searched.reading(app_id, group) as index:
-                if index is not None:
-                    scores.extend(index.user_scores_many(query[None, :], uid)[0])
-        if not scores:
-            raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled in {','.join(groups)}")
-        return sorted(scores, reverse=True), live
-
     def reindex(self, batch: int = 64) -> int:
         """Embed again, from the kept crops, every face made by another model than the current one."""
         model = self.analyzer.embedder.name

@@ -57,9 +57,9 @@ async def detect(request: Request, call: DetectCall, svc: ServicesDep) -> JSONRe
     attributes = frozenset(fields & ATTRIBUTE_FIELDS)
 
     def run() -> tuple[list[Face], int, int]:
-        pixels = svc.decode(image)
-        found = svc.analyzer.detect(pixels, max_faces, landmarks=with_landmarks, attributes=attributes)
-        return found, pixels.shape[1], pixels.shape[0]
+        photo = svc.ops.base64_photo(image)
+        found = svc.ops.faces(photo, max_faces, landmarks=with_landmarks, attributes=attributes)
+        return found, photo.pixels.shape[1], photo.pixels.shape[0]
 
     faces, width, height = await svc.pools.inference.run(run)
     result = [face_result(face, width, height, landmarks=with_landmarks) for face in faces]

@@ -18,10 +18,10 @@ from renlian.api.operation import INT, NUM, Operation, Param, arr, obj
 from renlian.api.params import MATCH_IMAGES_LIMIT
 from renlian.api.services import ServicesDep, log_id
 from renlian.api.v2 import params as v2
+from renlian.core.controls import NO_CONTROLS
+from renlian.core.faces import Probe
 from renlian.errors import ErrorCode, FaceApiError
 from renlian.vision.image import split_images
-from renlian.vision.recognizer import Embedding
-from renlian.vision.score import similarity_score
 
 MAX_IMAGES = 10
 QUALITIES = "qualities"
@@ -75,33 +75,34 @@ async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResp
         raise FaceApiError(ErrorCode.INVALID_PARAM, "image_liveness has more entries than there are images")
     checked = {i for i, wanted in enumerate(entries) if wanted}
 
-    def probe(index: int) -> tuple[Embedding, float | None, dict[str, Any] | None]:
+    def probe(index: int) -> Probe:
         try:
-            embedding, live, qualities = svc.analyzer.inspect(
-                svc.decode(images[index]), liveness=index in checked, qualities=with_qualities
+            photo = svc.ops.base64_photo(images[index])
+            return svc.ops.probe(
+                call.app_id, photo, NO_CONTROLS, liveness=index in checked, qualities=with_qualities
             )
-            return embedding, live, (qualities_body(qualities) if qualities is not None else None)
         except FaceApiError as exc:
             raise FaceApiError(exc.error, f"image {index}: {exc.detail or exc.error.message}") from exc
 
     probes = await asyncio.gather(*(svc.pools.inference.run(probe, i) for i in range(len(images))))
-    recognizer = svc.analyzer.embedder.name
     result = [
-        {
-            "index_i": i,
-            "index_j": j,
-            "score": similarity_score(float(probes[i][0] @ probes[j][0]), recognizer),
-        }
+        {"index_i": i, "index_j": j, "score": svc.recognition.similarity(probes[i], probes[j])}
         for i, j in combinations(range(len(images)), 2)
     ]
     body: dict[str, Any] = {"result_num": len(result), "result": result}
     ext_info: dict[str, str] = {}
     if checked:
         # One entry per image, "0" where the image was not checked: "0,0.9999" in Baidu's example.
-        ext_info[LIVENESS] = ",".join("0" if live is None else format_liveness(live) for _, live, _ in probes)
+        ext_info[LIVENESS] = ",".join(
+            "0" if probe.examined.liveness is None else format_liveness(probe.examined.liveness)
+            for probe in probes
+        )
     if with_qualities:
         # The spec types this a string: a JSON array with each image's qualities, in image order.
-        ext_info[QUALITIES] = json.dumps([qualities for _, _, qualities in probes], separators=(",", ":"))
+        measured = [probe.examined.qualities for probe in probes]
+        ext_info[QUALITIES] = json.dumps(
+            [qualities_body(q) if q is not None else None for q in measured], separators=(",", ":")
+        )
     if ext_info:
         body["ext_info"] = [ext_info]
     return ok(log_id(request), body)

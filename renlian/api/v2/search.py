@@ -14,9 +14,10 @@ from renlian.api.operation import INT, NUM, STR, Operation, Values, arr, obj
 from renlian.api.params import DEFAULT_IMAGE_LIMIT
 from renlian.api.services import Services, ServicesDep, log_id
 from renlian.api.v2 import params as v2
+from renlian.core.faces import Photo, Probe
+from renlian.core.search import Match
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.vision.image import BGRImage, split_images
-from renlian.vision.score import similarity_score
+from renlian.vision.image import split_images
 
 MAX_USER_TOP = 5
 MAX_TOP = 100
@@ -49,16 +50,16 @@ OPERATIONS = (IDENTIFY, VERIFY)
 router = APIRouter()
 
 
-async def probe(svc: Services, values: Values) -> tuple[BGRImage, bool]:
-    """The probe photo's pixels, and whether ext_fields asks for its liveness."""
+def photo(svc: Services, values: Values) -> tuple[Photo, bool]:
+    """The probe photo, and whether ext_fields asks for its liveness."""
     field = values[IMAGES]
     if len(split_images(field)) > 1:
         raise FaceApiError(ErrorCode.INVALID_PARAM, "identify and verify take one image per request")
-    liveness = LIVENESS in values[v2.EXT_LIVENESS]
-    return await svc.pools.inference.run(svc.decode, field), liveness
+    return svc.ops.base64_photo(field), LIVENESS in values[v2.EXT_LIVENESS]
 
 
-def with_liveness(body: dict[str, Any], live: float | None) -> dict[str, Any]:
+def with_liveness(body: dict[str, Any], probe: Probe) -> dict[str, Any]:
+    live = probe.examined.liveness
     return body if live is None else {**body, "ext_info": [{LIVENESS: format_liveness(live)}]}
 
 
@@ -66,31 +67,29 @@ def with_liveness(body: dict[str, Any], live: float | None) -> dict[str, Any]:
 async def identify(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSONResponse:
     values = IDENTIFY.read(call.params)
     groups, top = values[v2.GROUPS], values[USER_TOP]
-    pixels, liveness = await probe(svc, values)
-    hits, live = await svc.pools.inference.run(
-        svc.library.identify, call.app_id, groups, pixels, top, liveness=liveness
-    )
-    model = svc.library.index.model
+
+    def run() -> tuple[Probe, list[Match]]:
+        picture, liveness = photo(svc, values)
+        return svc.recognition.search(
+            call.app_id, groups, picture, top, liveness=liveness, require_faces=True
+        )
+
+    probe, matches = await svc.pools.inference.run(run)
     result = [
-        {
-            "group_id": hit.group_id,
-            "uid": hit.uid,
-            "user_info": hit.user_info,
-            "scores": [similarity_score(cosine, model) for cosine in hit.scores],
-        }
-        for hit in hits
+        {"group_id": match.group_id, "uid": match.uid, "user_info": match.user_info, "scores": match.scores}
+        for match in matches
     ]
-    return ok(log_id(request), with_liveness({"result_num": len(result), "result": result}, live))
+    return ok(log_id(request), with_liveness({"result_num": len(result), "result": result}, probe))
 
 
 @VERIFY.route(router)
 async def verify(request: Request, call: VerifyCall, svc: ServicesDep) -> JSONResponse:
     values = VERIFY.read(call.params)
     uid, groups, top = values[v2.UID], values[v2.GROUPS], values[TOP]
-    pixels, liveness = await probe(svc, values)
-    cosines, live = await svc.pools.inference.run(
-        svc.library.verify, call.app_id, uid, groups, pixels, liveness=liveness
-    )
-    model = svc.library.index.model
-    result = [similarity_score(cosine, model) for cosine in cosines[:top]]
-    return ok(log_id(request), with_liveness({"result_num": len(result), "result": result}, live))
+
+    def run() -> tuple[Probe, list[float]]:
+        picture, liveness = photo(svc, values)
+        return svc.recognition.verify(call.app_id, uid, groups, picture, top, liveness=liveness)
+
+    probe, scores = await svc.pools.inference.run(run)
+    return ok(log_id(request), with_liveness({"result_num": len(scores), "result": scores}, probe))

@@ -19,7 +19,6 @@ from renlian.api.v3.shape import MESH_FIELD, analyzer_fields, face_entry
 from renlian.core.controls import LIVENESS
 from renlian.core.faces import Probe
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.vision.score import similarity_score
 
 MAX_FACES = 120
 OPTIONS = ("COMMON", "GATE")
@@ -97,9 +96,7 @@ async def _detect(
         for item in seen:
             entry = face_entry(item.face, item.token, item.location, photo.pixels, fields, crop=crop)
             if liveness:
-                entry["liveness"] = {
-                    "livemapscore": round(svc.analyzer.liveness_score(photo.pixels, item.face), 6)
-                }
+                entry["liveness"] = {"livemapscore": round(svc.ops.liveness(photo, item.face), 6)}
             entries.append(entry)
         return entries
 
@@ -136,9 +133,10 @@ async def match(request: Request, call: MatchCall, svc: ServicesDep) -> JSONResp
             ) from exc
 
     first, second = await asyncio.gather(*(svc.pools.inference.run(probe, i) for i in range(2)))
-    cosine = float(first.examined.embedding @ second.examined.embedding)
-    score = similarity_score(cosine, svc.analyzer.embedder.name)
-    result = {"score": score, "face_list": [{"face_token": first.token}, {"face_token": second.token}]}
+    result = {
+        "score": svc.recognition.similarity(first, second),
+        "face_list": [{"face_token": first.token}, {"face_token": second.token}],
+    }
     return v3_ok(log_id(request), result)
 
 

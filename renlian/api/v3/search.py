@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -12,13 +11,12 @@ from renlian.api import operation as op
 from renlian.api.deps import IdentifyCall
 from renlian.api.envelope import v3_ok
 from renlian.api.operation import STR, Operation, arr, obj
-from renlian.api.services import Services, ServicesDep, log_id
+from renlian.api.services import ServicesDep, log_id
 from renlian.api.v3 import params as v3
 from renlian.api.v3.shape import location
 from renlian.core.faces import Probe
+from renlian.core.search import Match
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import GroupHit
-from renlian.vision.score import similarity_score
 
 MAX_USERS = 50
 MAX_MULTI_USERS = 20
@@ -84,16 +82,17 @@ OPERATIONS = (SEARCH, MULTI_SEARCH)
 router = APIRouter()
 
 
-def _users(svc: Services, hits: list[GroupHit], threshold: int) -> list[dict[str, Any]]:
-    model = svc.analyzer.embedder.name
-    found = []
-    for hit in hits:
-        score = similarity_score(hit.scores[0], model)
-        if score >= threshold:
-            found.append(
-                {"group_id": hit.group_id, "user_id": hit.uid, "user_info": hit.user_info, "score": score}
-            )
-    return found
+def _users(matches: list[Match], threshold: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "group_id": match.group_id,
+            "user_id": match.uid,
+            "user_info": match.user_info,
+            "score": match.scores[0],
+        }
+        for match in matches
+        if match.scores[0] >= threshold
+    ]
 
 
 @SEARCH.route(router)
@@ -105,16 +104,14 @@ async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSON
     number = await svc.pools.library.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
-    def run() -> tuple[Probe, list[GroupHit]]:
-        probe = svc.ops.probe(call.app_id, svc.ops.photo(call.app_id, ref), controls)
-        queries = probe.examined.embedding[np.newaxis, :]
-        found = svc.library.search_embeddings(
-            call.app_id, groups, queries, users, only_uid=only, at_least=number
+    def run() -> tuple[Probe, list[Match]]:
+        photo = svc.ops.photo(call.app_id, ref)
+        return svc.recognition.search(
+            call.app_id, groups, photo, users, controls=controls, only_uid=only, at_least=number
         )
-        return probe, found[0]
 
-    probe, hits = await svc.pools.inference.run(run)
-    found = _users(svc, hits, threshold)
+    probe, matches = await svc.pools.inference.run(run)
+    found = _users(matches, threshold)
     if not found:
         raise FaceApiError(ErrorCode.MATCH_USER_NOT_FOUND, f"no user scores {threshold} or more")
     return v3_ok(log_id(request), {"face_token": probe.token, "user_list": found})
@@ -130,22 +127,19 @@ async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -
     number = await svc.pools.library.run(svc.library.existing_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
-    def run() -> list[dict[str, Any]]:
+    def run() -> list[tuple[Probe, list[Match]]]:
         photo = svc.ops.photo(call.app_id, ref)
-        probes = svc.ops.probes(call.app_id, photo, faces, controls)
-        if not probes:
-            return []
-        # Every face in one pass over each gallery.
-        queries = np.stack([probe.examined.embedding for probe in probes])
-        hits = svc.library.search_embeddings(call.app_id, groups, queries, users, at_least=number)
-        return [
-            {
-                "face_token": probe.token,
-                "location": location(probe.location),
-                "user_list": _users(svc, found, threshold),
-            }
-            for probe, found in zip(probes, hits, strict=True)
-        ]
+        return svc.recognition.search_faces(
+            call.app_id, groups, photo, faces, users, controls=controls, at_least=number
+        )
 
-    face_list = await svc.pools.inference.run(run)
+    found = await svc.pools.inference.run(run)
+    face_list = [
+        {
+            "face_token": probe.token,
+            "location": location(probe.location),
+            "user_list": _users(matches, threshold),
+        }
+        for probe, matches in found
+    ]
     return v3_ok(log_id(request), {"face_num": len(face_list), "face_list": face_list})
