@@ -11,7 +11,8 @@ clients' own CPU stays small (it is reported). For each kind of request and numb
   divided by the requests it answered;
 - requests per second, and the p50 latency a client saw;
 - the ceiling, cores x 1000 / CPU ms per request: the rate at which the server's own cost would fill
-  every core; the ratio says how much of it the server reaches;
+  every core; the ratio says how much of it the server reaches, and "cores busy" (the server's CPU
+  seconds per second) whether it was starved by other work or left cores idle itself;
 - its models alone: the same models, one onnxruntime thread each, on the same photos in this
   process (bench/profile.py's floors): YuNet and 3DDFA for detect, YuNet and the recognizer for
   search; the CPU per request over that is what the service adds around its models.
@@ -93,6 +94,9 @@ class Run:
     ceiling_rps: float
     ratio: float
     client_cpu_ms: float
+    # The server's CPU seconds per second of the run: how many cores it kept busy (others' work on a
+    # shared machine leaves it fewer than the ceiling assumes).
+    cores_busy: float
 
 
 def server_cpu_seconds(pid: int) -> float:
@@ -150,6 +154,7 @@ def drive(port: int, token: str, pid: int, work: Workload, clients: int, request
         ceiling,
         rps / ceiling,
         own / requests * 1000,
+        cpu / wall,
     )
 
 
@@ -274,8 +279,8 @@ def report(
         + ".",
         "",
         "| request | clients | CPU ms / request | models alone ms (x) | req/s | ceiling req/s | "
-        "ratio | p50 ms | client CPU ms / request |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "ratio | cores busy | p50 ms | client CPU ms / request |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         kind = "search" if "search" in run.label else "detect"
@@ -283,7 +288,8 @@ def report(
         models = f"{alone:.1f} ({run.cpu_ms / alone:.2f}x)" if alone else "-"
         lines.append(
             f"| {run.label} | {run.clients} | {run.cpu_ms:.1f} | {models} | {run.rps:.1f} | "
-            f"{run.ceiling_rps:.1f} | {run.ratio:.2f} | {run.p50_ms:.1f} | {run.client_cpu_ms:.2f} |"
+            f"{run.ceiling_rps:.1f} | {run.ratio:.2f} | {run.cores_busy:.2f} | {run.p50_ms:.1f} | "
+            f"{run.client_cpu_ms:.2f} |"
         )
     return lines
 
