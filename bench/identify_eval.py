@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from bench.datasets import IDENTITY_SETS, Sample, analyzer, identity_set, machine, read_bgr, write_section
 from renlian.errors import FaceApiError
+from renlian.library.faces import enrolment_face
 from renlian.library.library import FaceLibrary
 from renlian.store.sqlite import SQLiteStore
 from renlian.vision.analyzer import FaceAnalyzer
@@ -138,8 +139,8 @@ def evaluate_set(model: FaceAnalyzer, name: str, recognizer: str) -> Tally:
         for person, photos in enrol.items():
             for sample in photos:
                 try:
-                    face = library.enrolment_face(
-                        sample.path.read_bytes(), photo_pixels(model, sample, aligned)
+                    face = enrolment_face(
+                        library.analyzer, sample.path.read_bytes(), photo_pixels(model, sample, aligned)
                     )
                     library.add(
                         APP, uid_of[person], person, [GROUP], [face], replace=False, require_existing=False

@@ -17,8 +17,10 @@ from renlian import logs
 from renlian.auth.apps import new_app, with_new_secret
 from renlian.doctor import checks, problems
 from renlian.errors import FaceApiError
+from renlian.library.faces import reembed
+from renlian.library.ids import parse_groups
 from renlian.library.importer import import_tree
-from renlian.library.library import FaceLibrary, parse_groups
+from renlian.library.library import FaceLibrary
 from renlian.models.cache import ModelCache, ModelCacheError
 from renlian.models.registry import MODELS
 from renlian.settings import Settings
@@ -282,7 +284,7 @@ def reindex(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(settings)
     library = _library(settings)
-    done = library.reindex()
+    done = reembed(library.store, library.analyzer)
     library.close()
     library.store.close()
     print(f"re-embedded {done} faces with {settings.recognizer}")

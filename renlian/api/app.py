@@ -34,7 +34,8 @@ from renlian.core.faces import FaceOperations
 from renlian.core.facetokens import FaceTokenCache
 from renlian.core.search import Recognition
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import FaceLibrary, load_index
+from renlian.library.library import FaceLibrary
+from renlian.library.loading import load_index
 from renlian.metrics import Metrics
 from renlian.settings import Settings
 from renlian.store.open import open_store

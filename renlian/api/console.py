@@ -34,7 +34,7 @@ from renlian.api.recent import HOURS, RecentCalls
 from renlian.api.services import Services, ServicesDep
 from renlian.core.facetokens import TOKEN
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import parse_groups
+from renlian.library.ids import parse_groups
 
 PREFIX = "/console"
 

@@ -22,7 +22,7 @@ from fastapi import APIRouter
 
 from renlian.api.params import Params
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import MAX_GROUP_CHARS
+from renlian.library.ids import MAX_GROUP_CHARS
 
 T = TypeVar("T")
 Failure = Literal["invalid", "over", "missing"]

@@ -17,7 +17,8 @@ from renlian.core.controls import NO_CONTROLS, Controls, failure
 from renlian.core.facetokens import TOKEN, FaceTokenCache, Location, face_token, origin_of, with_origin
 from renlian.core.fetch import ImageFetcher
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import FaceLibrary, crop_jpeg
+from renlian.library.faces import crop_jpeg
+from renlian.library.library import FaceLibrary
 from renlian.store.base import NewFace
 from renlian.vision.analyzer import Examined, FaceAnalyzer
 from renlian.vision.faces import Face

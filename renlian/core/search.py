@@ -16,7 +16,8 @@ import numpy as np
 from renlian.core.controls import NO_CONTROLS, Controls
 from renlian.core.faces import FaceOperations, Photo, Probe
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.library import FaceLibrary, GroupHit
+from renlian.library.library import FaceLibrary
+from renlian.library.search import GroupHit
 from renlian.vision.score import similarity_score
 
 

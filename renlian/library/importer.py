@@ -15,7 +15,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from renlian.errors import FaceApiError
-from renlian.library.library import FaceLibrary, parse_uid
+from renlian.library.faces import enrolment_face
+from renlian.library.ids import parse_uid
+from renlian.library.library import FaceLibrary
 from renlian.vision.image import ImageLimits, decode_bytes
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
@@ -57,7 +59,7 @@ def import_tree(
             sha256 = hashlib.sha256(data).hexdigest()
             if library.store.has_face(app_id, group, uid, sha256):
                 return path, "skipped"
-            face = library.enrolment_face(data, decode_bytes(data, limits))
+            face = enrolment_face(library.analyzer, data, decode_bytes(data, limits))
             library.add(app_id, uid, uid, [group], [face], replace=False, require_existing=False)
         except FaceApiError as exc:
             return path, f"{exc.error.code} {exc.message}" + (f": {exc.detail}" if exc.detail else "")

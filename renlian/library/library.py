@@ -1,4 +1,6 @@
-"""The face library's operations, in Baidu v2's terms, over a store and an in-memory index.
+"""The face library's operations, in Baidu's terms, over a store and an in-memory index: opening the
+index with its change-feed follower (sync.py) and closing them, the writes, the reads, and the entry
+to search (search.py) once the index is current. Names are checked in ids.py, faces made in faces.py.
 
 Order of a write: embed the photos (no lock held), commit to the store (one transaction, numbered in
 the store's change feed, store/writes.py), then apply the change to the index (sync.py), and only
@@ -10,103 +12,18 @@ and the same follower applies the writes of other processes (`renlian import`, o
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import re
-import time
-from dataclasses import dataclass
-
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.index import FaceIndex, UserHit
+from renlian.library.index import FaceIndex
+from renlian.library.loading import load_index
+from renlian.library.search import GroupHit, search_groups
 from renlian.library.sync import IndexSync
 from renlian.store.base import FaceChanges, FaceStore, NewFace, UserRecord
 from renlian.vision.analyzer import FaceAnalyzer
-from renlian.vision.image import BGRImage
 
-logger = logging.getLogger("renlian.library")
-
-# ASCII only, matched whole: `$` alone would let a trailing newline through.
-_ID = re.compile(r"[A-Za-z0-9_]+")
-MAX_UID_BYTES = 128
-MAX_GROUP_CHARS = 48
-MAX_GROUP_PARAM_BYTES = 128
-MAX_USER_INFO_BYTES = 256
 MAX_GROUP_FACES = 300_000
-
-
-def parse_uid(value: str) -> str:
-    if not _ID.fullmatch(value) or len(value.encode()) > MAX_UID_BYTES:
-        raise FaceApiError(
-            ErrorCode.INVALID_USERID, f"uid must be 1-{MAX_UID_BYTES} bytes of letters, digits and _"
-        )
-    return value
-
-
-def parse_groups(value: str, field: str = "group_id", max_bytes: int = MAX_GROUP_PARAM_BYTES) -> list[str]:
-    """A comma-separated group_id list: each of letters, digits and _, at most 48 characters."""
-    if len(value.encode()) > max_bytes:
-        raise FaceApiError(
-            ErrorCode.INVALID_GROUP_ID, f"{field} is longer than {max_bytes} bytes", field=field
-        )
-    groups = [group.strip() for group in value.split(",")]
-    for group in groups:
-        if not _ID.fullmatch(group) or len(group) > MAX_GROUP_CHARS:
-            raise FaceApiError(
-                ErrorCode.INVALID_GROUP_ID,
-                f"each group id must be 1-{MAX_GROUP_CHARS} letters, digits and _ (got {group[:60]!r})",
-                field=field,
-            )
-    return list(dict.fromkeys(groups))
-
-
-def parse_user_info(value: str) -> str:
-    if len(value.encode()) > MAX_USER_INFO_BYTES:
-        raise FaceApiError(
-            ErrorCode.INVALID_USER_INFO, f"user_info is longer than {MAX_USER_INFO_BYTES} bytes"
-        )
-    return value
-
-
-def crop_jpeg(aligned: BGRImage) -> bytes:
-    """How an aligned face crop is kept: what `renlian reindex` embeds again, and what a face_token
-    resolves to."""
-    ok, jpeg = cv2.imencode(".jpg", aligned, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    assert ok
-    return bytes(jpeg.tobytes())
-
-
-def load_index(store: FaceStore, model: str, dim: int, *, search_threads: int | None = None) -> FaceIndex:
-    """Load the search index of the faces `model` embedded. It needs no model loaded, so the server
-    does it while the models load, and starts in about the longer of the two times."""
-    where = store.snapshot_dir()
-    index = FaceIndex(
-        model,
-        dim,
-        where / model if where is not None else None,
-        threads=search_threads or min(2, os.cpu_count() or 1),
-    )
-    started = time.perf_counter()
-    loaded = index.open(store)
-    logger.info("face index: %d faces loaded in %.2f s", loaded, time.perf_counter() - started)
-    stale = store.count_stale(model)
-    if stale:
-        logger.warning(
-            "%d faces were embedded by another model and cannot be searched; run `renlian reindex`", stale
-        )
-    return index
-
-
-@dataclass(frozen=True)
-class GroupHit:
-    group_id: str
-    uid: str
-    user_info: str
-    scores: list[float]  # cosines, best first
 
 
 class FaceLibrary:
@@ -194,13 +111,6 @@ class FaceLibrary:
                 raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
         return self.store.sequence(app_id)
 
-    def enrolment_face(self, data: bytes, pixels: BGRImage) -> NewFace:
-        """What the library keeps of a photo: its file's checksum (what "the same image" means), its
-        largest face's embedding and aligned crop. The pixels can be dropped once this returns."""
-        embedding, aligned = self.analyzer.enrolment_face(pixels)
-        checksum = hashlib.sha256(data).hexdigest()
-        return NewFace(checksum, self.analyzer.embedder.name, embedding, crop_jpeg(aligned))
-
     def add(
         self,
         app_id: str,
@@ -262,11 +172,6 @@ class FaceLibrary:
             raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not enrolled")
         return records
 
-    def group_exists_in_index(self, app_id: str, group: str) -> bool:
-        """Whether the index holds at least one searchable face of the group."""
-        with self._searching(app_id).reading(app_id, group) as index:
-            return index is not None and len(index) > 0
-
     def search_embeddings(
         self,
         app_id: str,
@@ -279,56 +184,24 @@ class FaceLibrary:
         require_faces: bool = False,
         at_least: int = 0,
     ) -> list[list[GroupHit]]:
-        """For each probe (a row of `queries`, unit vectors), the best `users` (group, uid) records
-        across `groups`, ranked by their best face's score; each group's faces are read once for all
-        probes. Groups the index does not hold are skipped (the caller checks existence), or with
-        `require_faces` refused (216618) as they are when they hold no face. With `only_uid`, only
-        that uid's faces are compared. `at_least`: a change number of the app the index must have
-        applied first (existing_groups)."""
-        searched = self._searching(app_id, at_least)
-        queries = np.atleast_2d(np.asarray(queries, np.float32))
-        found: list[list[tuple[str, UserHit]]] = [[] for _ in range(len(queries))]
-        for group in groups:
-            with searched.reading(app_id, group) as index:
-                # Checked on the version searched: a check on an earlier one could pass for a
-                # group that another node empties before the search reads it.
-                if require_faces and (index is None or len(index) == 0):
-                    raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} has no users")
-                if index is None:
-                    continue
-                if only_uid is None:
-                    per_probe = index.search_many(queries, users, faces_per_user)
-                else:
-                    per_probe = [
-                        [UserHit(only_uid, scores[:faces_per_user])] if scores else []
-                        for scores in index.user_scores_many(queries, only_uid)
-                    ]
-            for hits, more in zip(found, per_probe, strict=True):
-                hits.extend((group, hit) for hit in more)
-        infos: dict[tuple[str, str], str] = {}
-        answer = []
-        for hits in found:
-            hits.sort(key=lambda item: -item[1].scores[0])
-            ranked = []
-            for group, hit in hits[:users]:
-                if (group, hit.uid) not in infos:
-                    infos[group, hit.uid] = self.store.user_info(app_id, group, hit.uid) or ""
-                ranked.append(GroupHit(group, hit.uid, infos[group, hit.uid], hit.scores))
-            answer.append(ranked)
-        return answer
+        """search.search_groups on the index once it holds every acknowledged write of the app, and
+        its changes up to `at_least` (a change number from existing_groups)."""
+        return search_groups(
+            self._searching(app_id, at_least),
+            self.store,
+            app_id,
+            groups,
+            queries,
+            users,
+            faces_per_user,
+            only_uid,
+            require_faces=require_faces,
+        )
 
-    def reindex(self, batch: int = 64) -> int:
-        """Embed again, from the kept crops, every face made by another model than the current one."""
-        model = self.analyzer.embedder.name
-        done = 0
-        while rows := self.store.stale_crops(model, batch):
-            for face_id, jpeg in rows:
-                aligned = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-                if aligned is None:
-                    raise RuntimeError(f"the kept crop of face {face_id} cannot be decoded")
-                self.store.set_embedding(face_id, model, self.analyzer.embedder.embed(aligned))
-                done += 1
-        return done
+    def group_exists_in_index(self, app_id: str, group: str) -> bool:
+        """Whether the index holds at least one searchable face of the group."""
+        with self._searching(app_id).reading(app_id, group) as index:
+            return index is not None and len(index) > 0
 
     # v3's explicit groups and single faces ----------------------------------------------------------
 

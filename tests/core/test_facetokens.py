@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from renlian.core.facetokens import ORIGIN_TAG, Location, origin_of, with_origin
-from renlian.library.library import crop_jpeg
+from renlian.library.faces import crop_jpeg
 
 
 def crop() -> bytes:

@@ -11,7 +11,7 @@ from renlian.api import operation as op
 from renlian.api.envelope import LIVENESS
 from renlian.api.operation import INT, NUM, STR, Param, arr, obj
 from renlian.errors import ErrorCode
-from renlian.library.library import MAX_GROUP_CHARS, MAX_GROUP_PARAM_BYTES, MAX_UID_BYTES, MAX_USER_INFO_BYTES
+from renlian.library.ids import MAX_GROUP_CHARS, MAX_GROUP_PARAM_BYTES, MAX_UID_BYTES, MAX_USER_INFO_BYTES
 
 MAX_PAGE = 1000
 

@@ -13,7 +13,7 @@ from renlian.api.v3.shape import FIELDS
 from renlian.core.controls import LEVELS, Controls
 from renlian.core.faces import IMAGE_TYPES, ImageRef
 from renlian.errors import ErrorCode
-from renlian.library.library import MAX_GROUP_CHARS, MAX_UID_BYTES, MAX_USER_INFO_BYTES
+from renlian.library.ids import MAX_GROUP_CHARS, MAX_UID_BYTES, MAX_USER_INFO_BYTES
 
 PREFIX = "/rest/2.0/face/v3"
 ALL_GROUPS = "@ALL"
