@@ -22,7 +22,7 @@ from fastapi import APIRouter
 
 from renlian.api.params import Params
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.library.ids import MAX_GROUP_CHARS
+from renlian.library.ids import ID_PATTERN, MAX_GROUP_CHARS, MAX_UID_BYTES, MAX_USER_INFO_BYTES
 
 T = TypeVar("T")
 Failure = Literal["invalid", "over", "missing"]
@@ -245,11 +245,18 @@ def obj(**properties: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties}
 
 
+def fields(schema: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Several properties of one schema, for obj(**...)."""
+    return dict.fromkeys(names, schema)
+
+
 def arr(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
 
 POINT = obj(x=NUM, y=NUM)
+# The landmark fields both protocols answer in the same shape.
+LANDMARKS = {"landmark": arr(POINT), "landmark72": arr(POINT)}
 
 # Codes many operations share --------------------------------------------------------------------
 
@@ -268,9 +275,9 @@ IMAGE = (
 )
 PARAMS = (ErrorCode.INVALID_PARAM, ErrorCode.NOT_ENOUGH_PARAM)
 
-# Baidu's ids, as the library keeps them (library.py's rules, here as patterns) -----------------------
+# Baidu's ids, as the library keeps them (library/ids.py), declared for both protocols ---------------
 
-ID = r"[A-Za-z0-9_]+"
+ID = ID_PATTERN
 # One group id; surrounding blanks are trimmed.
 GROUP = rf"\s*[A-Za-z0-9_]{{1,{MAX_GROUP_CHARS}}}\s*"
 GROUPS = rf"{GROUP}(?:,{GROUP})*"
@@ -283,3 +290,62 @@ def group_list(raw: str) -> list[str]:
 
 def one_group(raw: str) -> str:
     return raw.strip()
+
+
+def _uid_facets(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "pattern": ID,
+        "max_length": MAX_UID_BYTES,
+        "invalid": ErrorCode.INVALID_USERID,
+    }
+
+
+def user_id(name: str) -> Param[str]:
+    """A user id (v2's uid, v3's user_id)."""
+    return text(name, **_uid_facets(f"letters, digits and _, at most {MAX_UID_BYTES} bytes"))
+
+
+def optional_user_id(name: str, description: str) -> Param[str | None]:
+    return optional_text(name, **_uid_facets(description))
+
+
+_USER_INFO: dict[str, Any] = {
+    "description": f"at most {MAX_USER_INFO_BYTES} bytes",
+    "max_length": MAX_USER_INFO_BYTES,
+    "invalid": ErrorCode.INVALID_USER_INFO,
+}
+
+
+def user_info() -> Param[str]:
+    return text("user_info", **_USER_INFO)
+
+
+def optional_user_info() -> Param[str | None]:
+    """user_info where it may be left out (kept as it is) or blank (cleared)."""
+    return optional_text("user_info", keep_blank=True, **_USER_INFO)
+
+
+def group(name: str, invalid: ErrorCode = ErrorCode.INVALID_GROUP_ID) -> Param[str]:
+    """A parameter that names exactly one group."""
+    return Param(
+        name,
+        one_group,
+        required=True,
+        description=f"letters, digits and _, at most {MAX_GROUP_CHARS}",
+        pattern=GROUP,
+        max_length=MAX_GROUP_CHARS,
+        invalid=invalid,
+    )
+
+
+def groups(name: str, *, required: bool, **facets: Any) -> Param[list[str]]:
+    """A comma-separated list of groups (a JSON array arrives comma-joined, body.py)."""
+    return Param(
+        name,
+        group_list,
+        required=required,
+        pattern=GROUPS,
+        invalid=ErrorCode.INVALID_GROUP_ID,
+        **facets,
+    )

@@ -11,7 +11,8 @@ import re
 from renlian.errors import ErrorCode, FaceApiError
 
 # ASCII only, matched whole: `$` alone would let a trailing newline through.
-_ID = re.compile(r"[A-Za-z0-9_]+")
+ID_PATTERN = r"[A-Za-z0-9_]+"
+_ID = re.compile(ID_PATTERN)
 MAX_UID_BYTES = 128
 MAX_GROUP_CHARS = 48
 MAX_GROUP_PARAM_BYTES = 128

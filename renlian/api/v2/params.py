@@ -9,49 +9,21 @@ from __future__ import annotations
 
 from renlian.api import operation as op
 from renlian.api.envelope import LIVENESS
-from renlian.api.operation import INT, NUM, STR, Param, arr, obj
+from renlian.api.operation import INT, NUM, STR, Param, fields, obj
 from renlian.errors import ErrorCode
-from renlian.library.ids import MAX_GROUP_CHARS, MAX_GROUP_PARAM_BYTES, MAX_UID_BYTES, MAX_USER_INFO_BYTES
+from renlian.library.ids import MAX_GROUP_CHARS, MAX_GROUP_PARAM_BYTES
 
 MAX_PAGE = 1000
 
-UID = op.text(
-    "uid",
-    description=f"letters, digits and _, at most {MAX_UID_BYTES} bytes",
-    pattern=op.ID,
-    max_length=MAX_UID_BYTES,
-    invalid=ErrorCode.INVALID_USERID,
-)
-GROUPS = Param(
-    "group_id",
-    op.group_list,
-    required=True,
-    description=f"comma-separated group ids, each at most {MAX_GROUP_CHARS} characters",
-    pattern=op.GROUPS,
-    max_length=MAX_GROUP_PARAM_BYTES,
-    invalid=ErrorCode.INVALID_GROUP_ID,
-)
-OPTIONAL_GROUPS = Param(
-    "group_id",
-    op.group_list,
-    description=GROUPS.description,
-    pattern=op.GROUPS,
-    max_length=MAX_GROUP_PARAM_BYTES,
-    invalid=ErrorCode.INVALID_GROUP_ID,
-)
-USER_INFO = op.text(
-    "user_info",
-    description=f"at most {MAX_USER_INFO_BYTES} bytes",
-    max_length=MAX_USER_INFO_BYTES,
-    invalid=ErrorCode.INVALID_USER_INFO,
-)
-OPTIONAL_USER_INFO = op.optional_text(
-    "user_info",
-    description=USER_INFO.description,
-    max_length=MAX_USER_INFO_BYTES,
-    keep_blank=True,
-    invalid=ErrorCode.INVALID_USER_INFO,
-)
+UID = op.user_id("uid")
+_GROUPS = {
+    "description": f"comma-separated group ids, each at most {MAX_GROUP_CHARS} characters",
+    "max_length": MAX_GROUP_PARAM_BYTES,
+}
+GROUPS = op.groups("group_id", required=True, **_GROUPS)
+OPTIONAL_GROUPS = op.groups("group_id", required=False, default=None, **_GROUPS)
+USER_INFO = op.user_info()
+OPTIONAL_USER_INFO = op.optional_user_info()
 ACTION_TYPE = op.choice("action_type", ("append", "replace"), "append")
 # Baidu's paging: `start` is the first position, `end` the number of items to return.
 PAGE = (
@@ -62,15 +34,8 @@ EXT_LIVENESS = op.choices("ext_fields", (LIVENESS,))
 
 
 def group(name: str) -> Param[str]:
-    """A parameter that names exactly one group."""
-    return Param(
-        name,
-        op.one_group,
-        required=True,
-        description=f"letters, digits and _, at most {MAX_GROUP_CHARS}",
-        pattern=op.GROUP,
-        max_length=MAX_GROUP_CHARS,
-    )
+    """A parameter that names exactly one group; a bad one is v2's plain 216100."""
+    return op.group(name, ErrorCode.INVALID_PARAM)
 
 
 def images(limit: int, description: str) -> Param[str]:
@@ -89,15 +54,8 @@ def images(limit: int, description: str) -> Param[str]:
 LOCATION = obj(left=INT, top=INT, width=INT, height=INT)
 FACE = obj(
     location=LOCATION,
-    face_probability=NUM,
     rotation_angle=INT,
-    yaw=NUM,
-    pitch=NUM,
-    roll=NUM,
-    landmark=arr(op.POINT),
-    landmark72=arr(op.POINT),
-    age=NUM,
-    gender=STR,
-    race=STR,
-    beauty=NUM,
+    **fields(NUM, "face_probability", "yaw", "pitch", "roll", "age", "beauty"),
+    **fields(STR, "gender", "race"),
+    **op.LANDMARKS,
 )

@@ -28,7 +28,7 @@ FACESET = f"{v3.PREFIX}/faceset"
 
 ADD_ACTION = op.choice("action_type", ADD_ACTIONS, "APPEND")
 UPDATE_ACTION = op.choice("action_type", UPDATE_ACTIONS, "UPDATE")
-SOURCE, TARGET = v3.group("src_group_id"), v3.group("dst_group_id")
+SOURCE, TARGET = op.group("src_group_id"), op.group("dst_group_id")
 FACE_TOKEN = op.text("face_token", description="32 hex digits", pattern=TOKEN.pattern)
 _ENROL: tuple[Param[Any], ...] = (v3.IMAGE, v3.IMAGE_TYPE, *v3.CONTROLS, v3.GROUP, v3.USER_ID, v3.USER_INFO)
 _ENROL_ERRORS = (

@@ -7,13 +7,12 @@ name), so most declarations here say only which ErrorCode family a failure belon
 from __future__ import annotations
 
 from renlian.api import operation as op
-from renlian.api.operation import INT, NUM, STR, Param, Values, arr, obj
+from renlian.api.operation import INT, NUM, STR, Param, Values, fields, obj
 from renlian.api.services import Services
 from renlian.api.v3.shape import FIELDS
 from renlian.core.controls import LEVELS, Controls
 from renlian.core.faces import IMAGE_TYPES, ImageRef
 from renlian.errors import ErrorCode
-from renlian.library.ids import MAX_GROUP_CHARS, MAX_UID_BYTES, MAX_USER_INFO_BYTES
 
 PREFIX = "/rest/2.0/face/v3"
 ALL_GROUPS = "@ALL"
@@ -36,46 +35,16 @@ SPOOFING = op.choice(
     description="no published thresholds for its levels: NONE only (detect's spoofing gives the score)",
 )
 CONTROLS: tuple[Param[str], ...] = (FACE_TYPE, QUALITY, LIVENESS, SPOOFING)
-USER_ID = op.text(
-    "user_id",
-    description="letters, digits and _",
-    pattern=op.ID,
-    max_length=MAX_UID_BYTES,
-    invalid=ErrorCode.INVALID_USERID,
-)
-OPTIONAL_USER_ID = op.optional_text(
-    "user_id",
-    description="only this user's faces are compared",
-    pattern=op.ID,
-    max_length=MAX_UID_BYTES,
-    invalid=ErrorCode.INVALID_USERID,
-)
-USER_INFO = op.optional_text(
-    "user_info",
-    description=f"at most {MAX_USER_INFO_BYTES} bytes",
-    max_length=MAX_USER_INFO_BYTES,
-    keep_blank=True,
-    invalid=ErrorCode.INVALID_USER_INFO,
-)
-
-
-def group(name: str = "group_id") -> Param[str]:
-    return Param(
-        name,
-        op.one_group,
-        required=True,
-        description=f"letters, digits and _, at most {MAX_GROUP_CHARS}",
-        pattern=op.GROUP,
-        max_length=MAX_GROUP_CHARS,
-        invalid=ErrorCode.INVALID_GROUP_ID,
-    )
+USER_ID = op.user_id("user_id")
+OPTIONAL_USER_ID = op.optional_user_id("user_id", "only this user's faces are compared")
+USER_INFO = op.optional_user_info()
 
 
 def _group_or_all(raw: str) -> str | None:
     return None if raw == ALL_GROUPS else raw.strip()
 
 
-GROUP = group()
+GROUP = op.group("group_id")
 GROUP_OR_ALL = Param(
     "group_id",
     _group_or_all,
@@ -84,14 +53,11 @@ GROUP_OR_ALL = Param(
     pattern=f"{ALL_GROUPS}|{op.GROUP}",
     invalid=ErrorCode.INVALID_GROUP_ID,
 )
-GROUP_LIST = Param(
+GROUP_LIST = op.groups(
     "group_id_list",
-    op.group_list,
     required=True,
     description="comma-separated group ids (or a JSON array)",
-    pattern=op.GROUPS,
     max_items=MAX_GROUP_LIST,
-    invalid=ErrorCode.INVALID_GROUP_ID,
     over=ErrorCode.GROUP_LIST_TOO_LARGE,
 )
 PAGE = (
@@ -127,19 +93,11 @@ USER = obj(group_id=STR, user_id=STR, user_info=STR, score=NUM)
 FACE = obj(
     face_token=STR,
     location=LOCATION,
-    face_probability=NUM,
-    angle=obj(yaw=NUM, pitch=NUM, roll=NUM),
-    age=NUM,
-    beauty=NUM,
-    expression=TYPED,
-    face_shape=TYPED,
-    gender=TYPED,
-    glasses=TYPED,
-    race=TYPED,
-    face_type=TYPED,
+    angle=obj(**fields(NUM, "yaw", "pitch", "roll")),
     quality=obj(occlusion={"type": "object"}, blur=NUM, illumination=NUM, completeness=INT),
-    landmark=arr(op.POINT),
-    landmark72=arr(op.POINT),
+    **fields(NUM, "face_probability", "age", "beauty"),
+    **fields(TYPED, "expression", "face_shape", "gender", "glasses", "race", "face_type"),
+    **op.LANDMARKS,
 )
 IMAGE_ERRORS = (*op.IMAGE, ErrorCode.IMAGE_URL_DOWNLOAD_FAIL, ErrorCode.FACE_TOKEN_NOT_EXIST)
 CONTROL_ERRORS = (
