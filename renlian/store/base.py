@@ -15,6 +15,18 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+# The first schema's users table after its key, to the line that opens the faces table: the same in
+# both dialects, so both stores' first migrations (sqlite.py, postgres.py) take it from here, and the
+# SQL each runs is the text it always ran.
+FIRST_USERS = """        app_id TEXT NOT NULL,
+        group_id TEXT NOT NULL,
+        uid TEXT NOT NULL,
+        user_info TEXT NOT NULL,
+        UNIQUE (app_id, group_id, uid)
+    );
+    CREATE INDEX users_by_uid ON users (app_id, uid);
+    CREATE TABLE faces ("""
+
 
 @dataclass(frozen=True)
 class NewFace:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from renlian.errors import ErrorCode, FaceApiError
-from renlian.store.base import FeedState
+from renlian.store.base import FIRST_USERS, FeedState
 from renlian.store.files import create_private, private_dir, private_file
 from renlian.store.reads import FaceReads
 from renlian.store.writes import EPOCH, SEQUENCES, FaceWrites, Transaction, feed_state
@@ -52,17 +52,10 @@ _DETAILS = {
 
 # Each entry upgrades the schema by one version (PRAGMA user_version); never edit a shipped entry.
 MIGRATIONS: tuple[str, ...] = (
-    """
+    f"""
     CREATE TABLE users (
         id INTEGER PRIMARY KEY,
-        app_id TEXT NOT NULL,
-        group_id TEXT NOT NULL,
-        uid TEXT NOT NULL,
-        user_info TEXT NOT NULL,
-        UNIQUE (app_id, group_id, uid)
-    );
-    CREATE INDEX users_by_uid ON users (app_id, uid);
-    CREATE TABLE faces (
+{FIRST_USERS}
         face_id INTEGER PRIMARY KEY,
         app_id TEXT NOT NULL,
         group_id TEXT NOT NULL,
