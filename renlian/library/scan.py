@@ -3,12 +3,13 @@ onnxruntime's integer matrix product.
 
 numpy multiplies integer matrices without SIMD or BLAS, so the product runs in a small ONNX graph
 built here: MatMulInteger (MLAS's u8 x s8 kernels) of a block of gallery codes (n x dim, uint8, each
-code offset by 128) by the probes' codes (dim x P, int8), minus each probe's offset sum, as float32,
-times each row's scale and each probe's step, then each probe's best rows (TopK). The gallery is the
-left operand: MLAS packs the right one on every call, and the probes' few hundred bytes cost nothing
-to pack, where packing the gallery's codes (the other way round) cost more than the product itself.
-Measured on two cores (Intel Xeon with AVX-512 VNNI, one thread, 300,000 x 512): 17 ms for one probe
-and 20 ms for ten, against 98 ms and 660 ms with the probe on the left (docs/benchmarks.md).
+code offset by 128, which the product takes off as the left operand's zero point) by the probes'
+codes (dim x P, int8), as float32, times each row's scale and each probe's step, then each probe's
+best rows (TopK). The gallery is the left operand: MLAS packs the right one on every call, and the
+probes' few hundred bytes cost nothing to pack, where packing the gallery's codes (the other way
+round) cost more than the product itself. Measured on two cores (Intel Xeon with AVX-512 VNNI, one
+thread, 300,000 x 512): 17 ms for one probe and 20 ms for ten, against 98 ms and 660 ms with the
+probe on the left (docs/benchmarks.md).
 
 The integers are exact: the self-check below runs the worst case for saturation (docs/library.md)
 on the kernel this machine selects and refuses to start on a kernel that gets it wrong.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from numpy.typing import NDArray
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from renlian.library.bound import QUERY_LEVELS, ROW_LEVELS, ROW_OFFSET
 from renlian.models.runtime import onnx_session_from_bytes
@@ -30,8 +31,7 @@ def _graph() -> bytes:
         return helper.make_tensor_value_info(name, kind, shape)
 
     nodes = [
-        helper.make_node("MatMulInteger", ["codes", "probes"], ["dot"]),
-        helper.make_node("Sub", ["dot", "offset"], ["centred"]),
+        helper.make_node("MatMulInteger", ["codes", "probes", "offset"], ["centred"]),
         helper.make_node("Transpose", ["centred"], ["by_probe"], perm=[1, 0]),
         helper.make_node("Cast", ["by_probe"], ["dot_f"], to=TensorProto.FLOAT),
         helper.make_node("Mul", ["scale", "step"], ["unit"]),
@@ -44,7 +44,6 @@ def _graph() -> bytes:
         [
             tensor("codes", TensorProto.UINT8, ["n", "dim"]),
             tensor("probes", TensorProto.INT8, ["dim", "p"]),
-            tensor("offset", TensorProto.INT32, ["p"]),
             tensor("scale", TensorProto.FLOAT, ["n"]),
             tensor("step", TensorProto.FLOAT, ["p", 1]),
             tensor("k", TensorProto.INT64, [1]),
@@ -54,6 +53,7 @@ def _graph() -> bytes:
             tensor("top_score", TensorProto.FLOAT, ["p", "k"]),
             tensor("top_row", TensorProto.INT64, ["p", "k"]),
         ],
+        [numpy_helper.from_array(np.array(ROW_OFFSET, np.uint8), "offset")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
@@ -65,8 +65,6 @@ class Probes:
 
     def __init__(self, codes: list[NDArray[np.int8]], steps: list[np.float32]) -> None:
         self.codes = np.ascontiguousarray(np.stack(codes, axis=1), np.int8)  # dim x P
-        # The row codes' offset times each probe's code sum: what the offset adds to every product.
-        self.offset = (ROW_OFFSET * self.codes.sum(axis=0, dtype=np.int32)).astype(np.int32)
         self.step = np.array(steps, np.float32)[:, None]
 
 
@@ -86,7 +84,6 @@ class FirstPass:
         feed = {
             "codes": codes,
             "probes": probes.codes,
-            "offset": probes.offset,
             "scale": scale,
             "step": probes.step,
             "k": np.array([min(top, codes.shape[0])], np.int64),
