@@ -107,9 +107,16 @@ class FaceLibrary:
         then reads an index at least as new as these checks, so a group another node has just made
         is never found to exist yet be searched before its faces arrive."""
         for group in groups:
-            if not self.store.group_registered(app_id, group):
-                raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
+            self.require_group(app_id, group)
         return self.store.sequence(app_id)
+
+    def require_group(self, app_id: str, group: str, *, registered: bool = True) -> None:
+        """223100 / 216618 unless the group exists: registered (v3's groups, which exist empty), or,
+        without `registered`, holding users (v2's, which exist while they do)."""
+        if registered and not self.store.group_registered(app_id, group):
+            raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
+        if not registered and not self.store.group_has_users(app_id, group):
+            raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} has no users")
 
     def add(
         self,
@@ -197,6 +204,27 @@ class FaceLibrary:
             only_uid,
             require_faces=require_faces,
         )
+
+    def groups(self, app_id: str, start: int, count: int, *, registered: bool = True) -> list[str]:
+        """A page of the app's groups: registered ones (v3), or those holding users (v2)."""
+        if registered:
+            return self.store.registered_groups(app_id, start, count)
+        return self.store.groups(app_id, start, count)
+
+    def group_users(
+        self, app_id: str, group: str, start: int, count: int, *, registered: bool = True
+    ) -> list[UserRecord]:
+        """A page of the group's user records, once the group is known to exist (require_group)."""
+        self.require_group(app_id, group, registered=registered)
+        return self.store.group_users(app_id, group, start, count)
+
+    def user_faces(self, app_id: str, group: str, uid: str) -> list[tuple[str, int | None]]:
+        """(photo checksum, enrolment time) of the user's faces in a registered group; 223103 if none."""
+        self.require_group(app_id, group)
+        faces = self.store.user_faces(app_id, group, uid)
+        if not faces:
+            raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
+        return faces
 
     def group_exists_in_index(self, app_id: str, group: str) -> bool:
         """Whether the index holds at least one searchable face of the group."""

@@ -186,18 +186,17 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
 @GROUP_GETLIST.route(router)
 async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_GETLIST.read(call.params)
-    groups = await svc.pools.library.run(svc.library.store.groups, call.app_id, values[START], values[END])
+    groups = await svc.pools.library.run(
+        svc.library.groups, call.app_id, values[START], values[END], registered=False
+    )
     return ok(log_id(request), {"result_num": len(groups), "result": groups})
 
 
 @GROUP_GETUSERS.route(router)
 async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_GETUSERS.read(call.params)
-    group = values[ONE_GROUP]
-    if not await svc.pools.library.run(svc.library.store.group_has_users, call.app_id, group):
-        raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} has no users")
     users = await svc.pools.library.run(
-        svc.library.store.group_users, call.app_id, group, values[START], values[END]
+        svc.library.group_users, call.app_id, values[ONE_GROUP], values[START], values[END], registered=False
     )
     result = [{"uid": u.uid, "user_info": u.user_info} for u in users]
     return ok(log_id(request), {"result_num": len(result), "result": result})

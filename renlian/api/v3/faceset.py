@@ -173,11 +173,6 @@ async def _enrol(svc: Services, app_id: str, values: Values, action: Param[str])
     return await svc.pools.inference.run(run)
 
 
-async def _registered(svc: Services, app_id: str, group: str) -> None:
-    if not await svc.pools.library.run(svc.library.store.group_registered, app_id, group):
-        raise FaceApiError(ErrorCode.GROUP_NOT_EXIST, f"group {group} does not exist")
-
-
 @USER_ADD.route(router)
 async def user_add(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = USER_ADD.read(call.params)
@@ -195,10 +190,10 @@ async def user_get(request: Request, call: FacesetCall, svc: ServicesDep) -> JSO
     values = USER_GET.read(call.params)
     uid, group = values[v3.USER_ID], values[v3.GROUP_OR_ALL]
     if group is not None:
-        await _registered(svc, call.app_id, group)
+        await svc.pools.library.run(svc.library.require_group, call.app_id, group)
     records = [
         record
-        for record in await svc.pools.library.run(svc.library.store.user, call.app_id, uid)
+        for record in await svc.pools.library.run(svc.library.user, call.app_id, uid)
         if group is None or record.group_id == group
     ]
     if not records:
@@ -212,7 +207,7 @@ async def user_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> 
     values = USER_DELETE.read(call.params)
     uid, group = values[v3.USER_ID], values[v3.GROUP_OR_ALL]
     if group is not None:
-        await _registered(svc, call.app_id, group)
+        await svc.pools.library.run(svc.library.require_group, call.app_id, group)
     await svc.pools.library.run(svc.library.delete, call.app_id, uid, None if group is None else [group])
     return v3_ok(log_id(request), None)
 
@@ -221,7 +216,7 @@ async def user_delete(request: Request, call: FacesetCall, svc: ServicesDep) -> 
 async def user_copy(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = USER_COPY.read(call.params)
     uid, source, target = values[v3.USER_ID], values[SOURCE], values[TARGET]
-    await _registered(svc, call.app_id, source)
+    await svc.pools.library.run(svc.library.require_group, call.app_id, source)
     await svc.pools.library.run(svc.library.copy_into_existing, call.app_id, uid, source, target)
     return v3_ok(log_id(request), None)
 
@@ -230,10 +225,7 @@ async def user_copy(request: Request, call: FacesetCall, svc: ServicesDep) -> JS
 async def face_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = FACE_GETLIST.read(call.params)
     uid, group = values[v3.USER_ID], values[v3.GROUP]
-    await _registered(svc, call.app_id, group)
-    faces = await svc.pools.library.run(svc.library.store.user_faces, call.app_id, group, uid)
-    if not faces:
-        raise FaceApiError(ErrorCode.USER_NOT_EXIST, f"{uid} is not in group {group}")
+    faces = await svc.pools.library.run(svc.library.user_faces, call.app_id, group, uid)
     listed = []
     for sha256, created in faces:
         entry: dict[str, Any] = {"face_token": face_token(sha256, 0)}
@@ -268,9 +260,7 @@ async def group_delete(request: Request, call: FacesetCall, svc: ServicesDep) ->
 @GROUP_GETLIST.route(router)
 async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_GETLIST.read(call.params)
-    groups = await svc.pools.library.run(
-        svc.library.store.registered_groups, call.app_id, values[START], values[LENGTH]
-    )
+    groups = await svc.pools.library.run(svc.library.groups, call.app_id, values[START], values[LENGTH])
     return v3_ok(log_id(request), {"group_id_list": groups})
 
 
@@ -278,8 +268,7 @@ async def group_getlist(request: Request, call: FacesetCall, svc: ServicesDep) -
 async def group_getusers(request: Request, call: FacesetCall, svc: ServicesDep) -> JSONResponse:
     values = GROUP_GETUSERS.read(call.params)
     group = values[v3.GROUP]
-    await _registered(svc, call.app_id, group)
     users = await svc.pools.library.run(
-        svc.library.store.group_users, call.app_id, group, values[START], values[LENGTH]
+        svc.library.group_users, call.app_id, group, values[START], values[LENGTH]
     )
     return v3_ok(log_id(request), {"user_id_list": [user.uid for user in users]})
