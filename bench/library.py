@@ -2,6 +2,12 @@
 
     python -m bench.library [--sizes 1000,10000,100000,300000] [--requests 40] [--json PATH]
                             [--write-docs] [--skip-enrolment]
+    python -m bench.library --crossover
+
+`--crossover` alone: where the int8 first pass starts to pay. For groups of 500 to 16,000 synthetic
+faces, one search (5 users, 5 faces each) and one 10-probe search_many, each read whole in float32
+and through the int8 pass (index.DIRECT_ROWS moved past or below the size), the process's CPU time
+p50 over 200 searches (20 multi-searches); the same answers both ways are checked.
 
 Enrolment enrols real photos (variants of the committed test photos, each its own bytes and uid)
 through HTTP `user/add` at concurrency 1 and 2, and through `renlian import`, whose start-up
@@ -52,7 +58,8 @@ import httpx
 import numpy as np
 
 from bench.datasets import analyzer, machine, read_bgr, write_section
-from renlian.library.index import FaceIndex
+from renlian.library import index as index_module
+from renlian.library.index import FaceIndex, GroupIndex
 from renlian.settings import Settings
 from renlian.store.sqlite import SQLiteStore
 from renlian.vision.image import decode_image
@@ -494,6 +501,51 @@ def commit() -> str:
     return found.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
+def crossover(dim: int = 512) -> list[str]:
+    """The table of `--crossover` (module doc)."""
+    lines = [
+        "| faces | one search, float32 / int8 pass, CPU p50 ms "
+        "| 10 probes, float32 / int8 pass, CPU p50 ms |",
+        "|---|---|---|",
+    ]
+    saved = index_module.DIRECT_ROWS
+    try:
+        for size in (500, 1000, 2000, 3000, 4000, 6000, 8000, 16000):
+            group = GroupIndex(dim)
+            vectors = next(synthetic(size, dim, seed=size))
+            group.extend(list(range(size)), [f"u{i}" for i in range(size)], vectors)
+            rng = np.random.default_rng(size)
+            noisy = vectors[:10] + rng.normal(0, 0.05, (10, dim)).astype(np.float32)
+            probes = (noisy / np.linalg.norm(noisy, axis=1, keepdims=True)).astype(np.float32)
+            cells, answers = [], []
+            for direct in (size, 0):
+                index_module.DIRECT_ROWS = direct
+                answers.append(group.search_many(probes, 5, 5))
+                cells.append(search_cpu_ms(group, probes))
+            assert answers[0] == answers[1], "the two passes answered differently"
+            group.close()
+            (one_f, ten_f), (one_i, ten_i) = cells
+            lines.append(f"| {size:,} | {one_f:.2f} / {one_i:.2f} | {ten_f:.2f} / {ten_i:.2f} |")
+            print(lines[-1], flush=True)
+    finally:
+        index_module.DIRECT_ROWS = saved
+    return lines
+
+
+def search_cpu_ms(group: GroupIndex, probes: np.ndarray) -> tuple[float, float]:
+    """CPU ms p50 of one search (200 of them) and of one search_many of every probe (20)."""
+    one, many = [], []
+    for i in range(200):
+        start = time.process_time()
+        group.search(probes[i % len(probes)], 5, 5)
+        one.append((time.process_time() - start) * 1000)
+    for _ in range(20):
+        start = time.process_time()
+        group.search_many(probes, 5, 5)
+        many.append((time.process_time() - start) * 1000)
+    return statistics.median(one), statistics.median(many)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000,300000")
@@ -501,7 +553,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--skip-enrolment", action="store_true", help="only the gallery sizes")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--crossover", action="store_true", help="only where the int8 pass starts to pay")
     args = parser.parse_args()
+    if args.crossover:
+        print(f"Measured {machine()}, `python -m bench.library --crossover`", flush=True)
+        crossover()
+        return
     sizes = [int(size) for size in args.sizes.split(",")]
     settings = Settings()
     print(f"targets: {TARGETS}", flush=True)
