@@ -235,3 +235,28 @@ def _live_probability(session: Any, crop: BGRImage) -> float:
     # BGR 0-255 floats, as upstream's ToTensor without its division (their "modify by zkx").
     (out,) = session.run(None, {"bgr": cnn_input(crop)})
     return float(np.asarray(out)[0, 1])
+
+
+CALIBRATION = ((0.0, 0.0), (1.0, 1.0))
+
+
+def calibrated(raw: float) -> float:
+    """The served score: MiniFASNet's averaged live probability mapped onto liveness_control's scale.
+
+    A piecewise-linear, increasing map through CALIBRATION's (raw, served) knots, so that each
+    documented threshold (LOW 0.05, NORMAL 0.3, HIGH 0.9, and 0.5) sits where the knots put it
+    (docs/liveness.md says where that is and what it was measured on).
+    """
+    raw_knots, served_knots = zip(*CALIBRATION, strict=True)
+    return float(np.interp(raw, raw_knots, served_knots))
+
+
+class ServedLiveness:
+    """The score behind faceverify's face_liveness, liveness_control, image_liveness and
+    ext_fields=faceliveness: MiniFASNet's averaged live probability, calibrated."""
+
+    def __init__(self, paths: dict[str, Path], *, threads: int) -> None:
+        self.minifas = MiniFasScorer(paths, threads=threads)
+
+    def __call__(self, image: BGRImage, face: Face) -> float:
+        return calibrated(self.minifas.raw(image, face))

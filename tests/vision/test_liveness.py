@@ -12,6 +12,8 @@ import pytest
 from renlian.models.cache import ModelCacheError, verify_file
 from renlian.models.registry import BUNDLED
 from renlian.vision.analyzer import FaceAnalyzer
+from renlian.vision.faces import Face
+from renlian.vision.liveness import MINIFAS_MODELS, MINIFAS_SIZE, minifas_input, square_box
 
 
 def photo_of_photo(image: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -65,3 +67,46 @@ def test_the_weight_file_is_verified(tmp_path: Path) -> None:
     with pytest.raises(ModelCacheError, match="expected"):
         verify_file(tampered, spec.sha256, spec.name)
     assert spec.path.with_suffix(".md").is_file()  # the model card ships beside it
+
+
+def _face(box: tuple[float, float, float, float]) -> Face:
+    return Face(box=np.array(box, np.float32), score=1.0, kps5=np.zeros((5, 2), np.float32))
+
+
+def _texture(height: int, width: int) -> np.ndarray:
+    return np.random.default_rng(7).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("scale", [scale for _, scale in MINIFAS_MODELS])
+def test_a_tall_narrow_box_gives_the_crop_of_its_square(scale: float) -> None:
+    image = _texture(480, 640)
+    tall = _face((300, 100, 60, 180))  # centre (330, 190), longer side 180
+    square = _face((240, 100, 180, 180))
+    wide = _face((240, 160, 180, 60))
+    crop = minifas_input(image, tall, scale)
+    assert crop.shape == (MINIFAS_SIZE, MINIFAS_SIZE, 3)
+    assert np.array_equal(crop, minifas_input(image, square, scale))
+    assert np.array_equal(crop, minifas_input(image, wide, scale))
+    # A different shape of the same square does change it: the test can fail.
+    assert not np.array_equal(crop, minifas_input(image, _face((300, 100, 60, 120)), scale))
+
+
+def test_a_window_over_the_edge_slides_inside_rather_than_padding() -> None:
+    image = _texture(480, 640)
+    face = _face((0, 0, 100, 100))  # 2.7x its square reaches past the top-left corner
+    cx, cy, side = square_box(face.box)
+    span = side * 2.7
+    assert cx - span / 2 < 0 and cy - span / 2 < 0
+    expected = cv2.resize(image[0 : int(span) + 1, 0 : int(span) + 1], (MINIFAS_SIZE, MINIFAS_SIZE))
+    assert np.array_equal(minifas_input(image, face, 2.7), expected)
+
+
+def test_a_face_too_large_for_the_scale_gets_the_largest_square_that_fits() -> None:
+    image = _texture(300, 400)
+    face = _face((150, 80, 100, 120))
+    cx, _, side = square_box(face.box)
+    assert side * 4.0 > 300
+    # 4.0x the square would be 432 px; the image is 300 high, so the window is 299 px, slid inside.
+    top, left = 0, int(cx - 299 / 2)
+    expected = cv2.resize(image[top : top + 300, left : left + 300], (MINIFAS_SIZE, MINIFAS_SIZE))
+    assert np.array_equal(minifas_input(image, face, 4.0), expected)

@@ -42,7 +42,7 @@ def photos() -> list[tuple[str, Path]]:
 
 
 def read(path: Path) -> np.ndarray:
-    return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    return np.asarray(cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR), np.uint8)
 
 
 def retina(git_dir: Path, out: Path) -> None:
@@ -57,7 +57,8 @@ def retina(git_dir: Path, out: Path) -> None:
             ).stdout
             (Path(tmp) / member).write_bytes(blob)
             files.append(str(Path(tmp) / member))
-        net = cv2.dnn.readNetFromCaffe(*files)
+        # OpenCV 5 dropped the Caffe importer (hence step 1's older OpenCV, and the ignore).
+        net = cv2.dnn.readNetFromCaffe(*files)  # type: ignore[attr-defined,unused-ignore]
     boxes = {}
     for _, path in photos():
         image = read(path)

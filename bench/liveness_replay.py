@@ -1,0 +1,242 @@
+"""Liveness against prints and screen replays: APCER per attack kind, BPCER per live source.
+
+    python -m bench.liveness_replay [--scores /tmp/liveness_scores.npz] [--write-docs]
+
+Live faces: NUAA's live webcam frames, LFW, SCUT-FBP5500 and every 8th UTKFace photo (../shared/data).
+Attacks: NUAA's printed photos, and screen replays synthesized from the live photos of NUAA, LFW and
+SCUT-FBP5500 (training/liveness_replay/synth.py; one per NUAA live frame and per every 2nd LFW and
+SCUT photo, phone and monitor alternately, seeded by position so a rerun draws the same frames).
+The synthetic replays only stand in for real ones: what they measure is how the scores treat this
+recipe, not every screen and camera.
+
+Every image goes through the service's own detector (largest face); images where it finds no face
+are counted and left out. Each model's score is then compared with every documented threshold:
+liveness_control LOW / NORMAL / HIGH and the models' own decision point 0.5. APCER: attacks scored at
+or above the threshold (accepted as live); BPCER: live faces scored below it (rejected).
+
+Scores: `print` the NUAA-trained texture model (renlian/models/weights/liveness.npz, served before);
+`minifas_v2`, `minifas_v1se` each MiniFASNet alone; `minifas` their mean (upstream's ensemble);
+`fusion_min` the lower of `print` and `minifas`; `served` `minifas` calibrated, what the service
+answers (renlian.vision.liveness.calibrated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm import tqdm
+
+from bench.datasets import DATA, machine, read_bgr, write_section
+from renlian.core.controls import LIVENESS
+from renlian.models.cache import ModelCache, verify_file
+from renlian.models.registry import BUNDLED, MODELS
+from renlian.models.runtime import configure_opencv
+from renlian.settings import Settings
+from renlian.vision.detector import YuNetDetector
+from renlian.vision.faces import Face
+from renlian.vision.image import BGRImage
+from renlian.vision.liveness import (
+    DEFAULT_THRESHOLD,
+    MINIFAS_MODELS,
+    LivenessScorer,
+    MiniFasScorer,
+    calibrated,
+)
+from training.liveness_replay.synth import KINDS, replay
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "liveness.md"
+SEED = 20261207
+LIVE_SOURCES = ("nuaa_live", "lfw", "scut_fbp5500", "utkface")
+REPLAY_CONTENT = ("nuaa_live", "lfw", "scut_fbp5500")
+ATTACKS = ("nuaa_print", *KINDS)
+THRESHOLDS = (
+    ("LOW", LIVENESS["LOW"]),
+    ("NORMAL", LIVENESS["NORMAL"]),
+    ("0.5", DEFAULT_THRESHOLD),
+    ("HIGH", LIVENESS["HIGH"]),
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    source: str  # a live source or an attack kind
+    content: str  # where the pixels came from
+    path: Path
+
+
+def photos() -> Iterator[Item]:
+    with (DATA / "nuaa" / "labels.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            source = "nuaa_live" if row["label"] == "live" else "nuaa_print"
+            yield Item(source, source, DATA / "nuaa" / row["file"])
+    with (DATA / "lfw" / "labels.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            yield Item("lfw", "lfw", DATA / "lfw" / row["image"])
+    with (DATA / "scut_fbp5500" / "labels.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            yield Item("scut_fbp5500", "scut_fbp5500", DATA / "scut_fbp5500" / row["image"])
+    with (DATA / "utkface" / "labels.csv").open() as handle:
+        for i, row in enumerate(csv.DictReader(handle)):
+            if i % 8 == 0:
+                yield Item("utkface", "utkface", DATA / "utkface" / "images" / row["file"])
+
+
+def detector() -> YuNetDetector:
+    settings = Settings()
+    path = ModelCache(settings.model_cache()).ensure([MODELS["yunet"]])["yunet"]
+    return YuNetDetector(
+        path, max_side=settings.detect_max_side, score_threshold=settings.detect_score_threshold
+    )
+
+
+@dataclass
+class Scores:
+    source: NDArray[np.str_]
+    content: NDArray[np.str_]
+    columns: dict[str, NDArray[np.float64]]
+    missed: dict[str, int]
+
+
+def collect() -> Scores:
+    configure_opencv(1)
+    find = detector()
+    printed = LivenessScorer(BUNDLED["liveness"].path, threads=1)
+    paths = {name: verify_file(BUNDLED[name].path, BUNDLED[name].sha256, name) for name, _ in MINIFAS_MODELS}
+    minifas = MiniFasScorer(paths, threads=1)
+    scorers: dict[str, Callable[[BGRImage, Face], float]] = {
+        "print": printed,
+        **{name: minifas.single(i) for i, name in enumerate(("minifas_v2", "minifas_v1se"))},
+    }
+    sources: list[str] = []
+    contents: list[str] = []
+    columns: dict[str, list[float]] = {name: [] for name in scorers}
+    missed: dict[str, int] = {}
+    cost: dict[str, float] = {name: 0.0 for name in scorers}
+    items = list(photos())
+    for index, item in enumerate(tqdm(items, desc="liveness")):
+        image = read_bgr(item.path)
+        frames = [(item.source, image)]
+        # Every NUAA live frame, and every 2nd LFW and SCUT photo (synthesis is the slow part).
+        if item.source in REPLAY_CONTENT and (item.source == "nuaa_live" or index % 2 == 0):
+            kind = (
+                KINDS[(index // 2) % len(KINDS)] if item.source != "nuaa_live" else KINDS[index % len(KINDS)]
+            )
+            frames.append((kind, replay(image, np.random.default_rng((SEED, index)), kind)))
+        for source, frame in frames:
+            faces = find.detect(frame)
+            if not faces:
+                missed[source] = missed.get(source, 0) + 1
+                continue
+            sources.append(source)
+            contents.append(item.content)
+            for name, scorer in scorers.items():
+                started = time.thread_time()
+                columns[name].append(scorer(frame, faces[0]))
+                cost[name] += time.thread_time() - started
+    count = len(sources)
+    print("CPU ms per face, 1 thread:", {name: round(1000 * c / count, 2) for name, c in cost.items()})
+    return Scores(np.array(sources), np.array(contents), {k: np.array(v) for k, v in columns.items()}, missed)
+
+
+def save(scores: Scores, path: Path) -> None:
+    arrays: dict[str, NDArray[Any]] = {f"score_{k}": v for k, v in scores.columns.items()}
+    arrays["source"], arrays["content"] = scores.source, scores.content
+    arrays["missed"] = np.array(list(scores.missed.items()), dtype=str)
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as its bool flag
+
+
+def load(path: Path) -> Scores:
+    with np.load(path) as data:
+        columns = {k.removeprefix("score_"): data[k] for k in data.files if k.startswith("score_")}
+        missed = {str(k): int(v) for k, v in data["missed"]} if data["missed"].size else {}
+        return Scores(data["source"], data["content"], columns, missed)
+
+
+def with_derived(scores: Scores) -> Scores:
+    """The scores computed from the measured ones: the pair's mean (upstream's ensemble), its
+    calibrated form (what the service answers), and the fusion tried with the print model."""
+    columns = dict(scores.columns)
+    columns["minifas"] = (columns["minifas_v2"] + columns["minifas_v1se"]) / 2
+    columns["fusion_min"] = np.minimum(columns["print"], columns["minifas"])
+    columns["served"] = np.array([calibrated(float(raw)) for raw in columns["minifas"]])
+    return Scores(scores.source, scores.content, columns, scores.missed)
+
+
+def rate(values: NDArray[np.bool_]) -> str:
+    return f"{100 * values.mean():.1f}%" if values.size else "-"
+
+
+def table(scores: Scores, column: str) -> list[str]:
+    """APCER per attack kind and BPCER per live source at every documented threshold, for one score."""
+    values = scores.columns[column]
+    kinds = [k for k in ATTACKS if (scores.source == k).any()]
+    lives = [s for s in LIVE_SOURCES if (scores.source == s).any()]
+    head = ["threshold", *(f"APCER {k}" for k in kinds), *(f"BPCER {s}" for s in lives)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" + "---:|" * (len(head) - 1)]
+    for label, threshold in THRESHOLDS:
+        cells = [f"{label} ({threshold:g})"]
+        cells += [rate(values[scores.source == k] >= threshold) for k in kinds]
+        cells += [rate(values[scores.source == s] < threshold) for s in lives]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def at_bpcer(scores: Scores, column: str, target: float = 0.05) -> str:
+    """The replay APCER at the highest threshold whose BPCER is at most `target` on every live source."""
+    values = scores.columns[column]
+    candidates = np.unique(values)
+    best = None
+    for threshold in candidates[::-1]:
+        worst = max(float((values[scores.source == s] < threshold).mean()) for s in LIVE_SOURCES)
+        if worst <= target:
+            best = float(threshold)
+            break
+    if best is None:
+        return f"{column}: no threshold keeps BPCER <= {100 * target:g}% on every live source"
+    replays = np.isin(scores.source, KINDS)
+    apcer = float((values[replays] >= best).mean())
+    prints = float((values[scores.source == "nuaa_print"] >= best).mean())
+    return (
+        f"{column}: at threshold {best:.4g} (the highest with BPCER <= {100 * target:g}% on every live "
+        f"source) replay APCER {100 * apcer:.1f}%, print APCER {100 * prints:.1f}%"
+    )
+
+
+def counts(scores: Scores) -> str:
+    parts = [f"{s} {int((scores.source == s).sum())}" for s in (*LIVE_SOURCES, *ATTACKS)]
+    missed = ", ".join(f"{k} {v}" for k, v in sorted(scores.missed.items())) or "none"
+    return f"Faces scored: {', '.join(parts)}. No face found (left out): {missed}."
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scores", type=Path, help="keep the scores here between runs (outside the repository)"
+    )
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    if args.scores is not None and args.scores.exists():
+        scores = load(args.scores)
+    else:
+        scores = collect()
+        if args.scores is not None:
+            save(scores, args.scores)
+    scores = with_derived(scores)
+    lines = [f"Measured {machine()} by `python -m bench.liveness_replay`.", "", counts(scores), ""]
+    for column in scores.columns:
+        lines += [f"**{column}**", "", *table(scores, column), "", at_bpcer(scores, column), ""]
+    print("\n".join(lines))
+    if args.write_docs:
+        write_section(DOCS, "liveness-replay-results", lines)
+
+
+if __name__ == "__main__":
+    main()
