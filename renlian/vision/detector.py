@@ -32,14 +32,28 @@ OUTPUTS = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps") for stri
 
 
 def any_size_graph(model: Path) -> bytes:
-    """The graph with its input's height and width left free (and its outputs' shapes unstated)."""
-    graph = onnx.load(str(model))
-    dims = graph.graph.input[0].type.tensor_type.shape.dim
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    for output in graph.graph.output:
+    """The graph taking the padded image itself, 8-bit BGR of any height and width (its outputs'
+    shapes unstated): the transpose to channels first and the cast to float, which FaceDetectorYN
+    makes in its blob, run inside onnxruntime, whose buffers are reused between runs. A 640x480
+    float blob made in numpy is a fresh 3.7 MB each request, and the server's mmap threshold
+    (cli.py) makes each such array new pages to fault in: about 2 ms of CPU a detection."""
+    loaded = onnx.load(str(model))
+    graph = loaded.graph
+    network_input = graph.input[0].name
+    pixels = onnx.helper.make_tensor_value_info("image", onnx.TensorProto.UINT8, [1, "height", "width", 3])
+    prologue = [
+        onnx.helper.make_node("Transpose", ["image"], ["image_chw"], perm=[0, 3, 1, 2]),
+        onnx.helper.make_node("Cast", ["image_chw"], [network_input], to=onnx.TensorProto.FLOAT),
+    ]
+    nodes = prologue + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.input[:]
+    graph.input.append(pixels)
+    for output in graph.output:
         output.type.tensor_type.shape.ClearField("dim")
-    del graph.graph.value_info[:]
-    serialised: bytes = graph.SerializeToString()
+    del graph.value_info[:]
+    serialised: bytes = loaded.SerializeToString()
     return serialised
 
 
@@ -70,11 +84,11 @@ class YuNetDetector:
         """FaceDetectorYN.detect's rows for an image the detector sees as it is: x, y, w, h, five
         points, score."""
         height, width = image.shape[:2]
-        padded = cv2.copyMakeBorder(image, 0, -height % 32, 0, -width % 32, cv2.BORDER_CONSTANT, value=0)
-        # BGR 0-255 as float32, channels first, in one contiguous pass (a transposed numpy view cast
-        # with astype stays strided, and onnxruntime then copies it again: 2.5 ms at 640x480).
-        blob = cv2.dnn.blobFromImage(padded)
-        outputs = dict(zip(OUTPUTS, self._session.run(OUTPUTS, {self._input: blob}), strict=True))
+        padded = image
+        if height % 32 or width % 32:
+            padded = cv2.copyMakeBorder(image, 0, -height % 32, 0, -width % 32, cv2.BORDER_CONSTANT, value=0)
+        feed = np.ascontiguousarray(padded)[np.newaxis]
+        outputs = dict(zip(OUTPUTS, self._session.run(OUTPUTS, {self._input: feed}), strict=True))
         found = [self._decode(outputs, stride, padded.shape[1] // stride) for stride in STRIDES]
         rows = np.concatenate(found) if found else np.zeros((0, 15), np.float32)
         if len(rows) <= 1:
