@@ -50,6 +50,7 @@ from bench.profile import (
     gallery,
     instrument,
     jpeg_b64,
+    model_alone_ms,
     raw_post,
     register_group,
 )
@@ -172,10 +173,10 @@ def model_floors(analyzer: FaceAnalyzer, settings: Settings, photos: list[np.nda
         yunet = (
             floor.yunet_ms(capture.detector_input, 10)
             if capture.detector_input is not None
-            else floor.run_ms("yunet", capture.sessions["yunet"].last_feed or {}, 10)
+            else model_alone_ms(floor, "yunet", capture.sessions["yunet"].last_feed or {}, 10)
         )
-        pose = floor.run_ms("pose", capture.sessions["pose"].last_feed or {}, 10)
-        embed = floor.run_ms(recognizer, capture.sessions[recognizer].last_feed or {}, 10)
+        pose = model_alone_ms(floor, "pose", capture.sessions["pose"].last_feed or {}, 10)
+        embed = model_alone_ms(floor, recognizer, capture.sessions[recognizer].last_feed or {}, 10)
         totals["detect"].append(yunet + pose)
         totals["search"].append(yunet + embed)
     return {kind: statistics.fmean(values) for kind, values in totals.items()}
