@@ -170,6 +170,25 @@ def with_derived(scores: Scores) -> Scores:
     return Scores(scores.source, scores.content, columns, scores.missed)
 
 
+def fit_calibration(scores: Scores) -> tuple[tuple[float, float], ...]:
+    """Knots for renlian.vision.liveness.CALIBRATION from NUAA's live frames (the one live source here
+    filmed by a camera, as a gate's frames are): Baidu names HIGH, NORMAL and LOW by the false-reject
+    rate they allow (frr_1e-2, 1e-3, 1e-4), so HIGH goes to the raw score's 1st percentile and NORMAL
+    to its lowest frame (253 frames cannot resolve 1e-3). LOW stays at raw 0.05, below them both:
+    1e-4 cannot be measured here."""
+    live = np.sort(scores.columns["minifas"][scores.source == "nuaa_live"])
+    high = float(np.quantile(live, 0.01))
+    normal = float(live[0])
+    low = min(LIVENESS["LOW"], normal / 2)
+    return (
+        (0.0, 0.0),
+        (low, LIVENESS["LOW"]),
+        (normal, LIVENESS["NORMAL"]),
+        (high, LIVENESS["HIGH"]),
+        (1.0, 1.0),
+    )
+
+
 def rate(values: NDArray[np.bool_]) -> str:
     return f"{100 * values.mean():.1f}%" if values.size else "-"
 
@@ -222,6 +241,7 @@ def main() -> None:
         "--scores", type=Path, help="keep the scores here between runs (outside the repository)"
     )
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--fit-calibration", action="store_true", help="print CALIBRATION's knots")
     args = parser.parse_args()
     if args.scores is not None and args.scores.exists():
         scores = load(args.scores)
@@ -229,6 +249,8 @@ def main() -> None:
         scores = collect()
         if args.scores is not None:
             save(scores, args.scores)
+    if args.fit_calibration:
+        print("CALIBRATION =", tuple((round(raw, 4), served) for raw, served in fit_calibration(scores)))
     scores = with_derived(scores)
     lines = [f"Measured {machine()} by `python -m bench.liveness_replay`.", "", counts(scores), ""]
     for column in scores.columns:

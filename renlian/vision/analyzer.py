@@ -22,7 +22,7 @@ from renlian.vision.detector import YuNetDetector
 from renlian.vision.faces import Face, Points, Pose
 from renlian.vision.image import BGRImage
 from renlian.vision.landmarks import Landmark106
-from renlian.vision.liveness import LivenessScorer
+from renlian.vision.liveness import ServedLiveness
 from renlian.vision.measures import blur, illumination, incompleteness
 from renlian.vision.mesh import FaceMesh
 from renlian.vision.pose import PoseEstimator
@@ -65,7 +65,7 @@ class FaceAnalyzer:
         self.landmarks = Landmark106(paths["landmark106"], threads=config.threads)
         self.mesh = FaceMesh(paths["facemesh"], paths["iris"], threads=config.threads)
         self.pose = PoseEstimator(paths["tddfa"], paths["tddfa_norm"], threads=config.threads)
-        self.liveness = LivenessScorer(paths["liveness"], threads=config.threads)
+        self.liveness = ServedLiveness(paths, threads=config.threads)
         self.backbone = FeatureBackbone(paths["sface"], paths["mbf"], threads=config.threads)
         self.embedder = Embedder(config.recognizer, self.backbone.nets[config.recognizer])
         self.attributes = AttributeModel(paths["attributes"])

@@ -1,4 +1,5 @@
-"""The liveness scorer: a real score in [0, 1], lower for a re-shot print, and a verified weight file."""
+"""The served liveness score (MiniFASNet, calibrated): a real score in [0, 1], lower for a re-shot print
+and a screen replay, from the bundled models, whose files are verified; and square crops."""
 
 from __future__ import annotations
 
@@ -7,13 +8,24 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 
+from renlian.core.controls import LIVENESS
 from renlian.models.cache import ModelCacheError, verify_file
 from renlian.models.registry import BUNDLED
 from renlian.vision.analyzer import FaceAnalyzer
 from renlian.vision.faces import Face
-from renlian.vision.liveness import MINIFAS_MODELS, MINIFAS_SIZE, minifas_input, square_box
+from renlian.vision.liveness import (
+    MINIFAS_MODELS,
+    MINIFAS_SIZE,
+    MiniFasScorer,
+    calibrated,
+    minifas_input,
+    square_box,
+)
+from tests.conftest import read
+from training.liveness_replay.synth import replay
 
 
 def photo_of_photo(image: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -57,8 +69,41 @@ def test_a_reshot_print_scores_lower_than_the_photo(
         assert score(analyzer, photo_of_photo(image)) < score(analyzer, image)
 
 
-def test_the_weight_file_is_verified(tmp_path: Path) -> None:
-    spec = BUNDLED["liveness"]
+def test_a_screen_replay_scores_lower_than_the_photo(analyzer: FaceAnalyzer) -> None:
+    for name in ("astronaut", "grace_hopper", "biden", "obama"):
+        image = read(f"{name}.jpg")
+        shown = replay(image, np.random.default_rng(0), "replay_phone")
+        assert score(analyzer, shown) < min(score(analyzer, image), LIVENESS["NORMAL"]), name
+
+
+def test_the_served_score_is_minifasnet_calibrated(analyzer: FaceAnalyzer, astronaut: np.ndarray) -> None:
+    face = analyzer.largest_face(astronaut)
+    paths = {name: BUNDLED[name].path for name, _ in MINIFAS_MODELS}
+    raw = MiniFasScorer(paths, threads=1).raw(astronaut, face)
+    assert analyzer.liveness(astronaut, face) == pytest.approx(calibrated(raw))
+    # The two models on their own crops, through onnxruntime directly: the scorer averages them.
+    probabilities = []
+    for name, scale in MINIFAS_MODELS:
+        session = ort.InferenceSession(str(paths[name]), providers=["CPUExecutionProvider"])
+        crop = minifas_input(astronaut, face, scale).transpose(2, 0, 1)[None].astype(np.float32)
+        probabilities.append(float(session.run(None, {"bgr": crop})[0][0, 1]))
+    assert raw == pytest.approx(sum(probabilities) / 2, abs=1e-6)
+    assert 0.0 < raw < 1.0
+
+
+def test_calibration_is_increasing_and_keeps_the_ends() -> None:
+    raws = np.linspace(0, 1, 1001)
+    served = np.array([calibrated(float(r)) for r in raws])
+    assert served[0] == 0.0 and served[-1] == 1.0
+    assert np.all(np.diff(served) > 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "card"),
+    [("liveness", "liveness.md"), ("minifasnet_v2", "minifasnet.md"), ("minifasnet_v1se", "minifasnet.md")],
+)
+def test_the_weight_files_are_verified(tmp_path: Path, name: str, card: str) -> None:
+    spec = BUNDLED[name]
     assert verify_file(spec.path, spec.sha256, spec.name) == spec.path
     tampered = tmp_path / spec.filename
     shutil.copy(spec.path, tampered)
@@ -66,7 +111,9 @@ def test_the_weight_file_is_verified(tmp_path: Path) -> None:
         handle.write(b"\0")
     with pytest.raises(ModelCacheError, match="expected"):
         verify_file(tampered, spec.sha256, spec.name)
-    assert spec.path.with_suffix(".md").is_file()  # the model card ships beside it
+    assert (spec.path.parent / card).is_file()  # the model card ships beside it
+    if name.startswith("minifasnet"):
+        assert "Apache License" in (spec.path.parent / "minifasnet.LICENSE").read_text()
 
 
 def _face(box: tuple[float, float, float, float]) -> Face:
