@@ -45,7 +45,8 @@ def first_pass(coded: RowCodes, code: QueryCode) -> NDArray[np.float32]:
     approx, _ = shared_first_pass().scores(
         Probes([code.codes], [code.step]), offset_codes(coded.codes), coded.scale
     )
-    return approx[0]
+    row: NDArray[np.float32] = approx[0]
+    return row
 
 
 def unit(rows: NDArray[np.float64]) -> NDArray[np.float32]:
