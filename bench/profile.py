@@ -183,7 +183,7 @@ def instrument(analyzer: FaceAnalyzer, stages: Stages) -> Capture:
     _patch(renlian.core.faces, "with_origin", stages, "face_token: crop JPEG")
     _patch(renlian.core.facetokens.FaceTokenCache, "put", stages, "face_token: cache")
     _patch(renlian.library.library.FaceLibrary, "search_embeddings", stages, "search (1,000 faces)")
-    _patch(renlian.library.library.FaceLibrary, "existing_groups", stages, "search: group check")
+    _patch(renlian.library.library.FaceLibrary, "require_groups", stages, "search: group check")
     _patch(renlian.library.library.FaceLibrary, "add", stages, "library write (store, index)")
     _patch(renlian.api.v3.faces, "face_entry", stages, "answer: shaping")
     _patch(renlian.api.v2.detect, "face_result", stages, "answer: shaping")

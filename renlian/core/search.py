@@ -70,7 +70,7 @@ class Recognition:
         for) and the best `users` records across `groups`, or only `only_uid`'s. `require_faces`: a
         group without a searchable face does not exist (v2's rule; 216618), checked before the
         models run, since most requests for an empty group stop there. `at_least`: a change number
-        the index must have applied first (FaceLibrary.existing_groups)."""
+        the index must have applied first (FaceLibrary.require_groups)."""
         if require_faces:
             for group in groups:
                 if not self.library.group_exists_in_index(app_id, group):

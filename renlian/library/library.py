@@ -101,7 +101,7 @@ class FaceLibrary:
         self.sync.check(app_id)
         return self.sync.index
 
-    def existing_groups(self, app_id: str, groups: list[str]) -> int:
+    def require_groups(self, app_id: str, groups: list[str]) -> int:
         """Check that each group exists in the store (v3's groups exist without faces; 223100 if
         not), and return the app's change number read after: searching with at_least= that number
         then reads an index at least as new as these checks, so a group another node has just made
@@ -192,7 +192,7 @@ class FaceLibrary:
         at_least: int = 0,
     ) -> list[list[GroupHit]]:
         """search.search_groups on the index once it holds every acknowledged write of the app, and
-        its changes up to `at_least` (a change number from existing_groups)."""
+        its changes up to `at_least` (a change number from require_groups)."""
         return search_groups(
             self._searching(app_id, at_least),
             self.store,

@@ -212,9 +212,9 @@ def test_a_search_after_a_store_read_sees_what_that_read_saw(
     other = opened(searchable=False)
     face = unit_face(analyzer, 5)
     other.add(APP, "new_here", None, ["fresh"], [face], replace=False, require_existing=False)
-    number = server.existing_groups(APP, ["fresh"])
+    number = server.require_groups(APP, ["fresh"])
     [[hit]] = server.search_embeddings(APP, ["fresh"], face.embedding[None, :], 1, at_least=number)
     assert hit.uid == "new_here"
     with pytest.raises(FaceApiError) as missing:
-        server.existing_groups(APP, ["never_made"])
+        server.require_groups(APP, ["never_made"])
     assert missing.value.error == ErrorCode.GROUP_NOT_EXIST

@@ -101,7 +101,7 @@ async def search(request: Request, call: IdentifyCall, svc: ServicesDep) -> JSON
     ref, controls = v3.image(values), v3.controls(values)
     groups, only = values[v3.GROUP_LIST], values[v3.OPTIONAL_USER_ID]
     users, threshold = values[MAX_USER_NUM], values[THRESHOLD]
-    number = await svc.pools.library.run(svc.library.existing_groups, call.app_id, groups)
+    number = await svc.pools.library.run(svc.library.require_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
     def run() -> tuple[Probe, list[Match]]:
@@ -124,7 +124,7 @@ async def multi_search(request: Request, call: IdentifyCall, svc: ServicesDep) -
     groups = values[v3.GROUP_LIST]
     faces, users = values[MULTI_FACE_NUM], values[MULTI_USER_NUM]
     threshold = values[MULTI_THRESHOLD]
-    number = await svc.pools.library.run(svc.library.existing_groups, call.app_id, groups)
+    number = await svc.pools.library.run(svc.library.require_groups, call.app_id, groups)
     ref = await v3.fetched(svc, ref)
 
     def run() -> list[tuple[Probe, list[Match]]]:
