@@ -2,7 +2,7 @@
 the same scores and the same failure (each in its protocol's code), through a real server.
 
 Pairs: detect and detect, match and match, identify and search, verify and search with a user_id,
-user/get and user/get. A user enrolled through v2 is what both protocols search.
+user/add and user/add, user/get and user/get. A user enrolled through v2 is what both protocols search.
 """
 
 from __future__ import annotations
@@ -119,6 +119,26 @@ def test_user_get_reads_the_same_record(server: Server, enrolled: str) -> None:
     assert [(r["group_id"], r["user_info"]) for r in old] == [(r["group_id"], r["user_info"]) for r in new]
 
 
+def test_user_add_keeps_the_same_face(server: Server, photos: dict[str, str]) -> None:
+    """v2 and v3 user/add enrol a photo through the same core enrolment: the same face, named by
+    the same token, found with the same score."""
+    photo = photos["astronaut_small"]
+    # Apart: v3 refuses a photo its group already holds (223105).
+    fields = {"uid": "pr_v2", "user_info": "v2", "group_id": "protocols_v2", "images": photo}
+    assert "error_code" not in v2(server, "faceset/user/add", fields)
+    added = v3(server, "faceset/user/add", {**image(photo), "group_id": "protocols_v3", "user_id": "pr_v3"})
+    assert added["error_code"] == 0, added
+    listed = [
+        v3(server, "faceset/face/getlist", {"user_id": f"pr_{protocol}", "group_id": f"protocols_{protocol}"})
+        for protocol in ("v2", "v3")
+    ]
+    tokens = [answer["result"]["face_list"][0]["face_token"] for answer in listed]
+    assert tokens[0] == tokens[1] == added["result"]["face_token"]
+    body = {**image(photos["astronaut"]), "group_id_list": "protocols_v2,protocols_v3", "max_user_num": 2}
+    scores = {user["user_id"]: user["score"] for user in v3(server, "search", body)["result"]["user_list"]}
+    assert scores["pr_v2"] == scores["pr_v3"] > 80
+
+
 @pytest.mark.parametrize(
     ("v2_call", "v3_call", "v2_code", "v3_code"),
     [
@@ -144,6 +164,15 @@ def test_user_get_reads_the_same_record(server: Server, enrolled: str) -> None:
         ),
         # Not an image: EMPTY_IMAGE.
         (("detect", {"image": "not base64!"}), ("detect", {"image": "not base64!"}), 216200, 222013),
+        (
+            (
+                "faceset/user/add",
+                {"uid": "u", "user_info": "u", "group_id": "protocols", "images": "{no_face}"},
+            ),
+            ("faceset/user/add", {"image": "{no_face}", "group_id": "protocols", "user_id": "u"}),
+            216402,
+            222202,
+        ),
         # A malformed uid: INVALID_USERID.
         (
             ("faceset/user/get", {"uid": "no-such"}),
