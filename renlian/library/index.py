@@ -66,7 +66,7 @@ EXACT_CHUNK = 8192
 # multiplied by the probes (one BLAS product), with a bound a thousand times tighter, then re-ranked
 # the same way. Below this size that costs less than the first pass's fixed cost
 # (docs/benchmarks.md, where the two cross).
-DIRECT_ROWS = 3000
+DIRECT_ROWS = 2500
 # float32 products of norms up to this never overflow (bound.float32_bound).
 DIRECT_NORM_PRODUCT = 2.0**100
 SNAPSHOT_FORMAT = 3
