@@ -195,10 +195,14 @@ class FaceOperations:
         for rank, face in enumerate(faces):
             aligned = self.analyzer.aligned(photo.pixels, face)
             if controls.needs_liveness or controls.needs_qualities:
-                examined = self.analyzer.examine(
-                    photo.pixels, face, liveness=controls.needs_liveness, qualities=controls.needs_qualities
+                live, qualities = self.analyzer.judge(
+                    photo.pixels,
+                    face,
+                    aligned,
+                    liveness=controls.needs_liveness,
+                    qualities=controls.needs_qualities,
                 )
-                if failure(controls, examined.qualities, examined.liveness) is not None:
+                if failure(controls, qualities, live) is not None:
                     continue
             token = photo.token(rank)
             self._remember(app_id, token, aligned, photo.recorded(rank, face))

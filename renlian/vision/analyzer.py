@@ -183,10 +183,22 @@ class FaceAnalyzer:
         if not qualities:
             return Examined(face, aligned, self._embed(aligned), live, None)
         # One pass of the backbone gives the recognizer's embedding and the qualities' features.
+        features, found = self._qualities(image, face, aligned)
+        return Examined(face, aligned, normalised(features.embeddings[self.embedder.name]), live, found)
+
+    def judge(
+        self, image: BGRImage, face: Face, aligned: BGRImage, *, liveness: bool, qualities: bool
+    ) -> tuple[float | None, Qualities | None]:
+        """What v3's liveness and quality controls judge of a face, and no embedding: detect answers
+        none, and the recognizer would be most of the cost of a liveness check."""
+        live = self.liveness_score(image, face) if liveness else None
+        return live, self._qualities(image, face, aligned)[1] if qualities else None
+
+    def _qualities(
+        self, image: BGRImage, face: Face, aligned: BGRImage
+    ) -> tuple[FaceFeatures, Qualities | None]:
         features = self._features(aligned)
-        described = self._describe(image, face, frozenset({"qualities"}), aligned, features)
-        embedding = normalised(features.embeddings[self.embedder.name])
-        return Examined(face, aligned, embedding, live, described.qualities)
+        return features, self._describe(image, face, frozenset({"qualities"}), aligned, features).qualities
 
 
 def load_analyzer(cache: ModelCache, config: AnalyzerConfig, *, progress: bool = False) -> FaceAnalyzer:

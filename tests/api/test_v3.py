@@ -284,6 +284,10 @@ def test_quality_and_liveness_controls(server: Server, photos: dict[str, str]) -
     assert (
         call(server, "detect", {"image": photos["eyes"], "image_type": "BASE64"})["result"]["face_num"] == 1
     )
+    assert call(server, "detect", body)["result"]["face_num"] == 0
+    live = {"image_type": "BASE64", "liveness_control": "LOW"}
+    assert call(server, "detect", {**live, "image": photos["replay"]})["result"]["face_num"] == 0
+    assert call(server, "detect", {**live, "image": photos["a"]})["result"]["face_num"] == 1
     multi = call(server, "multi-search", {**body, "group_id_list": "ctl", "max_face_num": 2})
     assert multi["result"]["face_num"] == 0
 

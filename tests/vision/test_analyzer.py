@@ -149,3 +149,23 @@ def test_no_face_raises_216402(analyzer: FaceAnalyzer) -> None:
         analyzer.embed_largest(blank)
     assert caught.value.error is ErrorCode.FACE_NOT_FOUND
     assert analyzer.detect(blank, 5) == []
+
+
+def test_judging_a_faces_controls_runs_no_recognizer_and_scores_as_examining_it(
+    analyzer: FaceAnalyzer, astronaut: np.ndarray
+) -> None:
+    face = analyzer.largest_face(astronaut)
+    aligned = analyzer.aligned(astronaut, face)
+    ran: list[str] = []
+    observe = analyzer.observe
+    analyzer.observe = lambda model, seconds: ran.append(model)
+    try:
+        live, qualities = analyzer.judge(astronaut, face, aligned, liveness=True, qualities=False)
+        assert analyzer.embedder.name not in ran and "backbone" not in ran
+        examined = analyzer.examine(astronaut, face, liveness=True, qualities=True)
+        _, judged = analyzer.judge(astronaut, face, aligned, liveness=False, qualities=True)
+    finally:
+        analyzer.observe = observe
+    assert qualities is None and live == examined.liveness
+    assert judged is not None and examined.qualities is not None
+    assert judged.blur == examined.qualities.blur and judged.occlusion == examined.qualities.occlusion
