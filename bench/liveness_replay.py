@@ -246,9 +246,9 @@ def main() -> None:
         scores = collect()
         if args.scores is not None:
             save(scores, args.scores)
+    scores = with_derived(scores)
     if args.fit_calibration:
         print("CALIBRATION =", tuple((round(raw, 4), served) for raw, served in fit_calibration(scores)))
-    scores = with_derived(scores)
     lines = [f"Measured {machine()} by `python -m bench.liveness_replay`.", "", counts(scores), ""]
     for column in scores.columns:
         lines += [f"**{column}**", "", *table(scores, column), ""]
