@@ -176,15 +176,17 @@ def choices(name: str, enum: Iterable[str], **facets: Any) -> Param[list[str]]:
 
 
 class Values:
-    """An operation's parameters as read: only a declared parameter can be looked up."""
+    """An operation's parameters as read: only a parameter the operation declares can be looked up,
+    by its declaration (another declaration under the same name would read a value it never checked)."""
 
-    def __init__(self, found: dict[str, Any]) -> None:
+    def __init__(self, found: dict[str, tuple[Param[Any], Any]]) -> None:
         self._found = found
 
     def __getitem__(self, param: Param[T]) -> T:
-        if param.name not in self._found:
+        declared, value = self._found.get(param.name, (None, None))
+        if declared is not param:
             raise KeyError(f"{param.name} is not declared by this operation")
-        return cast(T, self._found[param.name])
+        return cast(T, value)
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ class Operation:
         return self.path.removeprefix("/rest/2.0/face/").replace("/", "_").replace("-", "_")
 
     def read(self, params: Params) -> Values:
-        return Values({param.name: param.read(params) for param in self.params})
+        return Values({param.name: (param, param.read(params)) for param in self.params})
 
     def route(self, router: APIRouter) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Serve the decorated function at this operation's path(s) and methods."""

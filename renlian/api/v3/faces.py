@@ -67,7 +67,7 @@ router = APIRouter()
 
 
 async def _detect(
-    svc: Services, app_id: str, values: Values, *, max_faces: int, liveness: bool
+    svc: Services, app_id: str, values: Values, image: Param[str], *, max_faces: int, liveness: bool
 ) -> list[dict[str, Any]]:
     """detect's work for one image: faces as v3 shapes them, with their liveness if asked for."""
     chosen = values[v3.FACE_FIELD]
@@ -76,7 +76,7 @@ async def _detect(
     landmarks, attributes = analyzer_fields(fields)
     crop = values[CROP] == 1
     centred = values[SORT] == 1
-    ref = await v3.fetched(svc, v3.image(values))
+    ref = await v3.fetched(svc, v3.image(values, image))
 
     def run() -> list[dict[str, Any]]:
         photo = svc.ops.photo(app_id, ref)
@@ -111,7 +111,7 @@ def _distance(box: Any, width: int, height: int) -> float:
 @DETECT.route(router)
 async def detect(request: Request, call: DetectCall, svc: ServicesDep) -> JSONResponse:
     values = DETECT.read(call.params)
-    faces = await _detect(svc, call.app_id, values, max_faces=values[MAX_FACE_NUM], liveness=False)
+    faces = await _detect(svc, call.app_id, values, v3.IMAGE, max_faces=values[MAX_FACE_NUM], liveness=False)
     return v3_ok(log_id(request), {"face_num": len(faces), "face_list": faces})
 
 
@@ -148,7 +148,7 @@ async def faceverify(request: Request, call: FaceverifyCall, svc: ServicesDep) -
         raise FaceApiError(ErrorCode.NOT_ENOUGH_IMAGES, f"faceverify takes 1 to {FACEVERIFY_IMAGES} images")
     faces = []
     for values in [FACEVERIFY.read(item) for item in items]:
-        found = await _detect(svc, call.app_id, values, max_faces=1, liveness=True)
+        found = await _detect(svc, call.app_id, values, VERIFY_IMAGE, max_faces=1, liveness=True)
         if not found:
             raise FaceApiError(ErrorCode.FACE_NOT_FOUND)
         faces.append(found[0])

@@ -71,8 +71,10 @@ def threshold(default: int) -> Param[int]:
     return op.integer("match_threshold", default, 0, 100)
 
 
-def image(values: Values) -> ImageRef:
-    return ImageRef(values[IMAGE_TYPE], values[IMAGE])
+def image(values: Values, text: Param[str] = IMAGE) -> ImageRef:
+    """The image a request names: `text` (IMAGE, or an operation's own declaration of `image`)
+    read as its image_type says."""
+    return ImageRef(values[IMAGE_TYPE], values[text])
 
 
 def controls(values: Values) -> Controls:
