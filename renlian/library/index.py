@@ -328,8 +328,8 @@ class GroupIndex:
     def _direct_pass(
         self, vectors: NDArray[np.float32], queries: NDArray[np.float32], norms: list[float], window: int
     ) -> list[_Pass]:
-        # numpy's own loop rather than BLAS: OpenBLAS wakes its threads for a product this small, and
-        # on a busy machine that wait (8 ms measured) is worth a hundred such products.
+        # numpy's own loop rather than BLAS: OpenBLAS wakes its threads even for a product this
+        # small, and on a busy machine waiting for them costs far more than the product.
         approx = np.einsum("pj,ij->pi", np.asarray(queries, np.float32), vectors)
         norm_max = np.array([self._norm_max], np.float32)
         passes = []
