@@ -5,7 +5,8 @@ Two families live here:
   over one preprocessing step, `liveness_input`, shared with training: `.npz` colour-texture
   histograms (uniform LBP in YCrCb and HSV) with a logistic regression, or an `.onnx` small CNN.
 - `MiniFasScorer`: minivision's MiniFASNet pair (Apache-2.0, trained by its authors on print and
-  screen replay attacks; weights/minifasnet.md), over `minifas_input`, their crop rule on a square.
+  screen replay attacks; weights/minifasnet.md), over `minifas_input`, their crop rule on a square;
+  `ServedLiveness` calibrates its score (`calibrated`) and is what the service answers.
 
 Either score is a risk signal, not a security guarantee: masks, 3D heads and injected streams were
 never measured (docs/liveness.md).
@@ -215,7 +216,8 @@ MINIFAS_MODELS = (("minifasnet_v2", 2.7), ("minifasnet_v1se", 4.0))
 
 class MiniFasScorer:
     """minivision's two MiniFASNet models, each on its own crop scale, averaged as upstream's test.py
-    does: the mean probability of their "live" class (index 1 of 3; the others are attack kinds)."""
+    does: the mean probability of their "live" class (index 1 of 3; upstream leaves the two attack
+    classes unnamed)."""
 
     def __init__(self, paths: dict[str, Path], *, threads: int) -> None:
         self._nets = [(onnx_session(paths[name], threads), scale) for name, scale in MINIFAS_MODELS]
@@ -226,9 +228,7 @@ class MiniFasScorer:
         return lambda image, face: _live_probability(session, minifas_input(image, face, scale))
 
     def raw(self, image: BGRImage, face: Face) -> float:
-        return sum(_live_probability(s, minifas_input(image, face, scale)) for s, scale in self._nets) / len(
-            self._nets
-        )
+        return sum(self.single(i)(image, face) for i in range(len(self._nets))) / len(self._nets)
 
 
 def _live_probability(session: Any, crop: BGRImage) -> float:
