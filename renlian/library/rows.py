@@ -4,11 +4,14 @@ The first pass reads only the int8 codes; the float32 rows are needed only for t
 search re-ranks and for verify, so they stay in the file and the page cache rather than in the
 process: a 300,000-face group's 600 MB of rows cost no resident memory. pread rather than mmap, so
 that the rows a re-rank touched do not stay mapped and counted in the process's memory afterwards.
+A small group, read whole by every search, is the exception: its rows (at most a few MB) stay
+mapped, since copying them out with pread on every search cost more than the product itself.
 """
 
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import tempfile
 import zlib
@@ -41,8 +44,11 @@ class RowFile:
             os.unlink(name)
         else:
             self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._map: mmap.mmap | None = None
 
     def close(self) -> None:
+        # The map is not closed here: a view of it may still be in use; it goes with its last view.
+        self._map = None
         os.close(self._fd)
 
     def write(self, start: int, vectors: NDArray[np.float32]) -> None:
@@ -83,11 +89,14 @@ class RowFile:
         return out
 
     def head(self, count: int) -> NDArray[np.float32]:
-        """The first `count` rows, with one pread: a small group read whole."""
-        data = os.pread(self._fd, count * self.row_bytes, 0)
-        if len(data) != count * self.row_bytes:
-            raise OSError("the rows file is shorter than the index")
-        return np.frombuffer(data, "<f4").reshape(count, self.dim)
+        """The first `count` rows, read-only, from a map of the file (a small group read whole):
+        writes land in the same page cache, so the map is remade only when the file outgrows it."""
+        size = count * self.row_bytes
+        if self._map is None or len(self._map) < size:
+            if os.fstat(self._fd).st_size < size:
+                raise OSError("the rows file is shorter than the index")
+            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        return np.frombuffer(self._map, "<f4", count=count * self.dim).reshape(count, self.dim)
 
     def move(self, source: int, target: int) -> None:
         self.write(target, self.read(np.array([source], np.intp)))
