@@ -102,19 +102,28 @@ class RowFile:
         self.write(target, self.read(np.array([source], np.intp)))
 
     def checksums(self, rows: int) -> list[int]:
-        """crc32 of each CHECK_CHUNK of the first `rows` rows, two chunks at a time (zlib lets go
-        of the GIL), so checking 600 MB at start-up takes a fraction of a second."""
+        """crc32 of each CHECK_CHUNK of the first `rows` rows, on two threads taking every other
+        chunk (zlib and pread let go of the GIL), so checking 600 MB at start-up takes a fraction
+        of a second. Each thread reads into one buffer of its own: a new 8 MB bytes object per
+        chunk was new pages to fault in each time, under the server's 1 MiB mmap threshold, and
+        cost as much CPU as the crc itself."""
         size = rows * self.row_bytes
-        starts = range(0, size, CHECK_CHUNK)
 
-        def crc(start: int) -> int:
-            data = os.pread(self._fd, min(CHECK_CHUNK, size - start), start)
-            if len(data) != min(CHECK_CHUNK, size - start):
-                raise OSError("the rows file is shorter than its snapshot says")
-            return zlib.crc32(data)
+        def crcs(first: int) -> list[int]:
+            buffer = memoryview(bytearray(CHECK_CHUNK))
+            found = []
+            for start in range(first, size, 2 * CHECK_CHUNK):
+                chunk = buffer[: min(CHECK_CHUNK, size - start)]
+                if os.preadv(self._fd, [chunk], start) != len(chunk):
+                    raise OSError("the rows file is shorter than its snapshot says")
+                found.append(zlib.crc32(chunk))
+            return found
 
         with ThreadPoolExecutor(2) as pool:
-            return list(pool.map(crc, starts))
+            even, odd = pool.map(crcs, (0, CHECK_CHUNK))
+        merged = [0] * (len(even) + len(odd))
+        merged[0::2], merged[1::2] = even, odd
+        return merged
 
     def size_rows(self) -> int:
         return os.fstat(self._fd).st_size // self.row_bytes

@@ -142,7 +142,9 @@ class FaceReads:
 
     def count_stale(self, model: str) -> int:
         """Faces embedded by another model than `model`: invisible to search until reindexed."""
-        (count,) = self.read_one("SELECT COUNT(*) FROM faces WHERE model != ?", (model,))
+        # Two ranges of faces_by_model rather than `model != ?`, which reads every face's entry: at
+        # start-up, where this runs, there are usually none.
+        (count,) = self.read_one("SELECT COUNT(*) FROM faces WHERE model < ? OR model > ?", (model, model))
         return int(count)
 
     def stale_crops(self, model: str, limit: int) -> list[tuple[int, bytes]]:
