@@ -569,6 +569,10 @@ class Start:
     index_load_s: float | None
     rss_mib: float
     peak_mib: float
+    # The node's own CPU seconds (all its threads) up to /healthz, and the machine's 1-minute load
+    # average then: on a shared machine the wall time says as much about the others as the node.
+    cpu_s: float
+    load_average: float
 
 
 def timed_start(root: Path, env: dict[str, str], label: str) -> Start:
@@ -606,12 +610,15 @@ def timed_start(root: Path, env: dict[str, str], label: str) -> Start:
             time.sleep(HEALTH_POLL_S)
         elapsed = time.perf_counter() - begin
         rss, peak = rss_mb(process.pid)
+        cpu = cpu_seconds(process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
     loaded = re.findall(r"face index: (\d+) faces loaded in ([\d.]+) s", server_log.read_text())
     faces, load_s = (int(loaded[-1][0]), float(loaded[-1][1])) if loaded else (-1, None)
-    return Start(faces, round(elapsed, 2), load_s, round(rss, 1), round(peak, 1))
+    return Start(
+        faces, round(elapsed, 2), load_s, round(rss, 1), round(peak, 1), round(cpu, 2), os.getloadavg()[0]
+    )
 
 
 # 4. Write race -------------------------------------------------------------------------------------
@@ -959,13 +966,15 @@ def snapshot_tables(report: dict[str, Any]) -> list[str]:
         f"start to the first /healthz 200 (polled every {HEALTH_POLL_S * 1000:.0f} ms), then stopped "
         "cleanly; the index load is what the node logs.",
         "",
-        "| start | faces loaded | to /healthz s | index load s (server log) | RSS MiB | peak MiB |",
-        "|---|---|---|---|---|---|",
+        "| start | faces loaded | to /healthz s | its CPU s to /healthz | index load s (server log) "
+        "| RSS MiB | peak MiB | load average |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run in s["starts"]:
         lines.append(
-            f"| {run['label']} | {run['faces']:,} | {run['to_healthz_s']:.2f} | {run['index_load_s']} | "
-            f"{run['rss_mib']:.0f} | {run['peak_mib']:.0f} |"
+            f"| {run['label']} | {run['faces']:,} | {run['to_healthz_s']:.2f} | {run['cpu_s']:.2f} | "
+            f"{run['index_load_s']} | {run['rss_mib']:.0f} | {run['peak_mib']:.0f} | "
+            f"{run['load_average']:.1f} |"
         )
     return lines
 
