@@ -78,7 +78,7 @@ def test_writes_are_saved_at_close_and_a_crash_forces_a_rebuild(
     store: SQLiteStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     index, _ = opened(store, caplog)
-    enrol(store, index, "new", "g1", 1000)
+    index.apply(store.delete_user(APP, "u0", ["g1"]))  # its first row is g1's first: the last moves in
     group = index.group(APP, "g1")
     assert group is not None and group.meta_path is not None
     assert not group.meta_path.exists()  # the snapshot went with the first change in place
@@ -92,6 +92,33 @@ def test_writes_are_saved_at_close_and_a_crash_forces_a_rebuild(
     index.close()
     index, rebuilt = opened(store, caplog)
     assert rebuilt == [] and answers(index) == expected
+    index.close()
+
+
+def test_a_snapshot_outlives_rows_appended_after_it(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Adds only append rows: the snapshot still holds for its change number, so neither a start
+    that applies such changes nor a crash after them rewrites or rebuilds the group."""
+    index, _ = opened(store, caplog)
+    index.close()
+    enrol(store, None, "elsewhere", "g1", 2000)  # the store changes behind the index's back
+    enrol(store, None, "elsewhere", "g2", 2001)
+    index, rebuilt = opened(store, caplog)
+    assert rebuilt == []
+    assert index.contents() == in_store(store)
+    group = index.group(APP, "g1")
+    assert group is not None and index.directory is not None
+    assert not group.saved  # older than the rows: the clean stop writes it again
+    written = {path: path.stat().st_mtime_ns for path in index.directory.glob("*.meta")}
+    assert len(written) == 2
+    enrol(store, index, "new", "g1", 1000)
+    expected = answers(index)
+    assert {path: path.stat().st_mtime_ns for path in written} == written
+    index.close()  # without save(): as after kill -9
+    index, rebuilt = opened(store, caplog)
+    assert rebuilt == [] and answers(index) == expected
+    assert index.contents() == in_store(store)
     index.close()
 
 
