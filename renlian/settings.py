@@ -18,12 +18,8 @@ from renlian.vision.image import ImageLimits
 RecognizerName = Literal["mbf", "sface"]
 
 
-def _default_threads() -> int:
-    return min(2, os.cpu_count() or 1)
-
-
 def _default_workers() -> int:
-    return max(1, (os.cpu_count() or 1) // _default_threads())
+    return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -64,10 +60,11 @@ class Settings(BaseSettings):
 
     # Inference concurrency: `inference_workers` requests run models at once, each with
     # `threads_per_worker` intra-op threads. Their product should not exceed the cores, or concurrent
-    # requests oversubscribe the CPU and every one of them gets slower. Two threads a request cut a
-    # lone request's latency by about a third (docs/benchmarks.md); more help little at these sizes.
+    # requests oversubscribe the CPU and every one of them gets slower. One thread a request and a
+    # worker per core cost 10-20% less CPU per request than two threads a request, with the same
+    # lone-request latency at these model sizes (bench.throughput, docs/benchmarks.md).
     inference_workers: int = Field(default_factory=_default_workers, ge=1, le=64)
-    threads_per_worker: int = Field(default_factory=_default_threads, ge=1, le=64)
+    threads_per_worker: int = Field(default=1, ge=1, le=64)
     # Where onnxruntime runs the models: "cpu", or "cuda" for its CUDA provider where the
     # onnxruntime-gpu package replaces onnxruntime and a GPU is present; without either the models
     # run on the CPU and the log says why (docs/models.md). The face mesh (LiteRT) and the search's
