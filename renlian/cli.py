@@ -312,6 +312,9 @@ def models_fetch(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     for name, path in paths.items():
         print(f"{name:12} {path}")
+    # Loading them once also keeps the graphs they are edited into beside them (models/derived.py),
+    # so that no start from this cache imports onnx: a container's, which cannot write here, too.
+    load_analyzer(cache, settings.analyzer_config())
     return 0
 
 

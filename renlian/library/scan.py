@@ -17,16 +17,24 @@ on the kernel this machine selects and refuses to start on a kernel that gets it
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import onnx
 from numpy.typing import NDArray
-from onnx import TensorProto, helper, numpy_helper
 
 from renlian.library.bound import QUERY_LEVELS, ROW_LEVELS, ROW_OFFSET
 from renlian.models.runtime import onnx_session_from_bytes
 
+# build_graph()'s output, committed: loading it needs no onnx package, whose import would cost a
+# start about 0.6 s of CPU (renlian.models.derived). tests/library/test_scan.py checks that the two
+# agree; `python -m renlian.library.scan` writes it again.
+GRAPH = Path(__file__).with_name("first_pass.onnx")
 
-def _graph() -> bytes:
+
+def build_graph() -> bytes:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     def tensor(name: str, kind: int, shape: list[int | str]) -> onnx.ValueInfoProto:
         return helper.make_tensor_value_info(name, kind, shape)
 
@@ -72,7 +80,7 @@ class FirstPass:
     """One session for every group of the process (runs from several threads are safe)."""
 
     def __init__(self, threads: int) -> None:
-        self._session = onnx_session_from_bytes(_graph(), threads)
+        self._session = onnx_session_from_bytes(GRAPH.read_bytes(), threads)
         self._self_check()
 
     def scores(
@@ -124,3 +132,7 @@ class FirstPass:
 def offset_codes(codes: NDArray[np.int8]) -> NDArray[np.uint8]:
     """c + 128 as uint8 (flipping the sign bit of two's complement): how rows are kept."""
     return np.bitwise_xor(codes.view(np.uint8), np.uint8(ROW_OFFSET))
+
+
+if __name__ == "__main__":
+    GRAPH.write_bytes(build_graph())

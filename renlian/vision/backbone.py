@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 from numpy.typing import NDArray
 
+from renlian.models.derived import derived_graph
 from renlian.models.runtime import model_session_from_bytes
 from renlian.vision.image import BGRImage
 from renlian.vision.recognizer import EMBEDDER_INPUTS
@@ -31,8 +31,11 @@ def graph_with_output(model: Path, layer: str) -> bytes:
     """The model re-serialised with `layer` as an extra output.
 
     The pinned SFace file also lists its weights as graph inputs, which stops onnxruntime from
-    constant-folding them; inputs that are initializers are dropped on the way.
+    constant-folding them; inputs that are initializers are dropped on the way. Built once and kept
+    in the model cache (renlian.models.derived).
     """
+    import onnx
+
     graph = onnx.load(str(model))
     weights = {initializer.name for initializer in graph.graph.initializer}
     inputs = [value for value in graph.graph.input if value.name not in weights]
@@ -52,7 +55,9 @@ class FeatureNet:
 
     def __init__(self, name: str, model: Path, *, threads: int) -> None:
         self._scaling = EMBEDDER_INPUTS[name]
-        self._session = model_session_from_bytes(graph_with_output(model, FEATURE_LAYERS[name]), threads)
+        layer = FEATURE_LAYERS[name]
+        graph = derived_graph(model, f"output-{layer}", lambda source: graph_with_output(source, layer))
+        self._session = model_session_from_bytes(graph, threads)
         self._input = self._session.get_inputs()[0].name
         self.embedding_dim: int = self._session.get_outputs()[0].shape[-1]
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx
 from numpy.typing import NDArray
 
+from renlian.models.derived import derived_graph
 from renlian.models.runtime import model_session_from_bytes
 from renlian.vision.faces import Face
 from renlian.vision.image import BGRImage
@@ -36,7 +36,10 @@ def any_size_graph(model: Path) -> bytes:
     shapes unstated): the transpose to channels first and the cast to float, which FaceDetectorYN
     makes in its blob, run inside onnxruntime, whose buffers are reused between runs. A 640x480
     float blob made in numpy is a fresh 3.7 MB each request, and the server's mmap threshold
-    (cli.py) makes each such array new pages to fault in: about 2 ms of CPU a detection."""
+    (cli.py) makes each such array new pages to fault in: about 2 ms of CPU a detection. Built once
+    and kept in the model cache (renlian.models.derived)."""
+    import onnx
+
     loaded = onnx.load(str(model))
     graph = loaded.graph
     network_input = graph.input[0].name
@@ -59,7 +62,8 @@ def any_size_graph(model: Path) -> bytes:
 
 class YuNetDetector:
     def __init__(self, model: Path, *, max_side: int, score_threshold: float, threads: int = 1) -> None:
-        self._session = model_session_from_bytes(any_size_graph(model), threads)
+        graph = derived_graph(model, "uint8-any-size", any_size_graph)
+        self._session = model_session_from_bytes(graph, threads)
         self._input = self._session.get_inputs()[0].name
         self._max_side = max_side
         self._score_threshold = score_threshold
