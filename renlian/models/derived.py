@@ -52,6 +52,9 @@ def derived_graph(source: Path, edit: str, build: Callable[[Path], bytes]) -> by
         temporary = Path(name)
         with os.fdopen(descriptor, "wb") as out:
             out.write(graph)
+        # Readable by whoever may read the model (mkstemp makes it the owner's only): in a container
+        # image the cache is filled by root and read by the service's own user.
+        os.chmod(temporary, source.stat().st_mode & 0o777)
         os.replace(temporary, path)
     except OSError as error:
         if temporary is not None:

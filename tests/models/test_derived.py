@@ -24,10 +24,13 @@ def kept(folder: Path) -> list[Path]:
 def test_built_once_then_read_from_the_cache(tmp_path: Path) -> None:
     source = tmp_path / "model.onnx"
     source.write_bytes(b"weights")
+    source.chmod(0o644)
     build = Builder(b"edited:")
     assert derived_graph(source, "edit", build) == b"edited:weights"
     assert derived_graph(source, "edit", build) == b"edited:weights"
     assert build.calls == 1
+    # As readable as the model it came from, for a service user other than the one that fetched it.
+    assert [path.stat().st_mode & 0o777 for path in kept(tmp_path)] == [0o644]
     # Another edit of the same model is another graph.
     assert derived_graph(source, "other", Builder(b"other:")) == b"other:weights"
     assert len(kept(tmp_path)) == 2
