@@ -190,9 +190,13 @@ class FaceAnalyzer:
         self, image: BGRImage, face: Face, aligned: BGRImage, *, liveness: bool, qualities: bool
     ) -> tuple[float | None, Qualities | None]:
         """What v3's liveness and quality controls judge of a face, and no embedding: detect answers
-        none, and the recognizer would be most of the cost of a liveness check."""
+        none, and the recognizer would be most of the cost of a liveness check. Qualities `detect`
+        already measured for the answer (face_field=quality) are not measured again."""
         live = self.liveness_score(image, face) if liveness else None
-        return live, self._qualities(image, face, aligned)[1] if qualities else None
+        if not qualities:
+            return live, None
+        measured = face.attributes.qualities if face.attributes is not None else None
+        return live, measured if measured is not None else self._qualities(image, face, aligned)[1]
 
     def _qualities(
         self, image: BGRImage, face: Face, aligned: BGRImage
